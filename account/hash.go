@@ -1,0 +1,83 @@
+package account
+
+import (
+	"crypto/sha512"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Hash formats, written as a prefix so that other formats can be verified
+// later (imports bring plain bcrypt hashes).
+const (
+	formatBcryptSHA512 = "bcrypt-sha512$"
+	formatBcrypt       = "bcrypt$"
+)
+
+// MaxPasswordLength is the longest password accepted, in characters.
+const MaxPasswordLength = 8192
+
+// Hasher hashes passwords with bcrypt over a SHA-512 pre-hash, so long
+// passwords are not silently truncated at bcrypt's 72 bytes.
+type Hasher struct {
+	Cost int
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+func prehash(password string) []byte {
+	sum := sha512.Sum512([]byte(password))
+	return sum[:]
+}
+
+// Hash returns the stored form of password.
+func (h *Hasher) Hash(password string) (string, error) {
+	cost := h.Cost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	b, err := bcrypt.GenerateFromPassword(prehash(password), cost)
+	if err != nil {
+		return "", fmt.Errorf("account: hash password: %w", err)
+	}
+	return formatBcryptSHA512 + string(b), nil
+}
+
+// Verify reports whether password matches the stored hash. Unknown formats
+// never match.
+func (h *Hasher) Verify(stored, password string) bool {
+	switch {
+	case strings.HasPrefix(stored, formatBcryptSHA512):
+		return bcrypt.CompareHashAndPassword([]byte(stored[len(formatBcryptSHA512):]), prehash(password)) == nil
+	case strings.HasPrefix(stored, formatBcrypt):
+		return bcrypt.CompareHashAndPassword([]byte(stored[len(formatBcrypt):]), []byte(password)) == nil
+	}
+	return false
+}
+
+// VerifyDummy spends the same time as a real verification, so that an
+// unknown login ID cannot be told from a wrong password by timing.
+func (h *Hasher) VerifyDummy(password string) {
+	h.dummyOnce.Do(func() {
+		h.dummy, _ = h.Hash("latchkey-dummy-password")
+	})
+	_ = h.Verify(h.dummy, password)
+}
+
+// ImportBcryptHash wraps an externally made bcrypt hash in Latchkey's format.
+func ImportBcryptHash(hash string) (string, error) {
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return "", errors.New("account: not a bcrypt hash")
+	}
+	return formatBcrypt + hash, nil
+}
+
+// equalSecret compares two secrets in constant time.
+func equalSecret(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

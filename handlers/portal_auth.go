@@ -1,0 +1,97 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"latchkey/account"
+	"latchkey/views"
+)
+
+func (s *Server) setupShow(c echo.Context) error {
+	token := c.QueryParam("token")
+	if err := s.acct.CheckSetupToken(c.Request().Context(), token); err != nil {
+		return s.setupRefused(err)
+	}
+	return render(c, http.StatusOK, views.Setup(s.layout(c, "Set up", ""), views.SetupForm{Token: token}))
+}
+
+func (s *Server) setupRefused(err error) error {
+	if errors.Is(err, account.ErrSetupClosed) {
+		return echo.NewHTTPError(http.StatusNotFound, "Setup is closed: an admin exists. Sign in at /portal/login.")
+	}
+	if _, ok := account.AsError(err); ok {
+		return echo.NewHTTPError(http.StatusForbidden, "This setup link is not valid. Use the link from the server log.")
+	}
+	return err
+}
+
+func (s *Server) setupCreate(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := views.SetupForm{Token: c.FormValue("token"), Email: c.FormValue("email")}
+	if err := s.acct.CheckSetupToken(ctx, f.Token); err != nil {
+		return s.setupRefused(err)
+	}
+	admin, err := s.acct.SetupAdmin(ctx, f.Token, f.Email, c.FormValue("password"))
+	if err != nil {
+		if ae, ok := account.AsError(err); ok && ae.Reason != "InvalidSetupToken" {
+			f.Errors = account.FieldErrors(err)
+			return render(c, http.StatusUnprocessableEntity, views.Setup(s.layout(c, "Set up", ""), f))
+		}
+		return s.setupRefused(err)
+	}
+	s.log.Info("first admin created", "admin_id", admin.ID)
+	return s.startAdminSession(c, admin.ID, "/portal/users", "Welcome! Your admin account is ready.")
+}
+
+func (s *Server) portalLoginShow(c echo.Context) error {
+	if id, _ := portalSession(c).Values[adminIDKey].(string); id != "" {
+		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/portal/users"))
+	}
+	f := views.AdminLoginForm{Next: safeNext(c.QueryParam("next"), "")}
+	return render(c, http.StatusOK, views.AdminLogin(s.layout(c, "Sign in", ""), f))
+}
+
+func (s *Server) portalLoginCreate(c echo.Context) error {
+	f := views.AdminLoginForm{Email: c.FormValue("email"), Next: safeNext(c.FormValue("next"), "")}
+	if ok, wait := s.portalLoginLimit.Allow(c.RealIP()); !ok {
+		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+		f.Error = "Too many sign-in attempts. Wait a minute and try again."
+		return render(c, http.StatusTooManyRequests, views.AdminLogin(s.layout(c, "Sign in", ""), f))
+	}
+	admin, err := s.acct.AdminLogin(c.Request().Context(), f.Email, c.FormValue("password"))
+	if errors.Is(err, account.ErrBadCredentials) {
+		s.log.Warn("portal sign-in failed", "ip", c.RealIP())
+		f.Error = "Incorrect email or password."
+		return render(c, http.StatusUnauthorized, views.AdminLogin(s.layout(c, "Sign in", ""), f))
+	} else if err != nil {
+		return err
+	}
+	return s.startAdminSession(c, admin.ID, safeNext(f.Next, "/portal/users"), "")
+}
+
+// startAdminSession replaces whatever session the browser had with a new
+// one for the admin: fresh values, fresh CSRF token.
+func (s *Server) startAdminSession(c echo.Context, adminID, next, flash string) error {
+	sess := portalSession(c)
+	sess.Values = map[any]any{adminIDKey: adminID, csrfKey: randomToken()}
+	if flash != "" {
+		sess.AddFlash("success\x00"+flash, flashKey)
+	}
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *Server) portalLogout(c echo.Context) error {
+	sess := portalSession(c)
+	sess.Values = map[any]any{}
+	sess.Options.MaxAge = -1
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/portal/login")
+}

@@ -1,0 +1,47 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"latchkey/static"
+)
+
+// routes lists every route of Latchkey.
+func (s *Server) routes(e *echo.Echo) {
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("2M"))
+	e.Use(securityHeaders)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })
+	e.GET("/static/*", echo.WrapHandler(static.Handler()))
+
+	// Portal: admins only, its own cookie, CSRF on every form.
+	p := e.Group("/portal", noStore, s.withSession(portalCookie, ctxPortalSess), csrf(ctxPortalSess))
+	p.GET("", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })
+	p.GET("/setup", s.setupShow)
+	p.POST("/setup", s.setupCreate)
+	p.GET("/login", s.portalLoginShow)
+	p.POST("/login", s.portalLoginCreate)
+	p.POST("/logout", s.portalLogout)
+
+	a := p.Group("", s.requireAdmin)
+	a.GET("/users", s.usersIndex)
+	a.GET("/users/new", s.usersNew)
+	a.POST("/users", s.usersCreate)
+	a.GET("/users/:id", s.userShow)
+	a.GET("/settings/password-policy", s.policyShow)
+	a.POST("/settings/password-policy", s.policyUpdate)
+	a.POST("/password/check", s.passwordCheck)
+	a.POST("/password/generate", s.passwordGenerate)
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	if err := s.store.DB().PingContext(c.Request().Context()); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}

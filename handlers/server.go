@@ -1,0 +1,163 @@
+// Package handlers serves Latchkey over HTTP with Echo: the admin portal,
+// the Auth UI and the Admin API endpoints. routes.go lists every route.
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"latchkey/account"
+	"latchkey/store"
+	"latchkey/views"
+)
+
+// Config is what the HTTP layer needs from the environment.
+type Config struct {
+	AppName   string
+	PublicURL string
+	// SessionKey is the server secret the cookie keys are derived from.
+	SessionKey []byte
+	// DevMailbox is set when no SMTP server is configured.
+	DevMailbox bool
+	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
+	TrustProxy bool
+	Log        *slog.Logger
+}
+
+// Server holds what handlers share.
+type Server struct {
+	cfg      Config
+	acct     *account.Service
+	store    *store.Store
+	log      *slog.Logger
+	sessions *sessions.CookieStore
+	secure   bool
+
+	portalLoginLimit *Limiter
+	// userPanels add sections to the user page, in order.
+	userPanels []userPanel
+}
+
+// New builds the Echo router with every route.
+func New(cfg Config, acct *account.Service) *echo.Echo {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.AppName == "" {
+		cfg.AppName = "Latchkey"
+	}
+	s := &Server{
+		cfg:              cfg,
+		acct:             acct,
+		store:            acct.Store(),
+		log:              cfg.Log,
+		secure:           strings.HasPrefix(cfg.PublicURL, "https://"),
+		portalLoginLimit: NewLimiter(10, minute),
+	}
+	s.sessions = sessions.NewCookieStore(
+		account.DeriveKey(cfg.SessionKey, "session-hash"),
+		account.DeriveKey(cfg.SessionKey, "session-block"),
+	)
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	if cfg.TrustProxy {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.HTTPErrorHandler = s.errorHandler
+	s.routes(e)
+	return e
+}
+
+// render renders a component into a buffer first, so that a failed render
+// is a clean 500 and not half a page.
+func render(c echo.Context, status int, comp templ.Component) error {
+	var buf bytes.Buffer
+	if err := comp.Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// layout builds the LayoutData of a portal page.
+func (s *Server) layout(c echo.Context, title, nav string) views.LayoutData {
+	l := views.LayoutData{Title: title, AppName: s.cfg.AppName, Nav: nav, DevMailbox: s.cfg.DevMailbox}
+	if sess := portalSession(c); sess != nil {
+		l.CSRF, _ = sess.Values[csrfKey].(string)
+		l.Flashes = takeFlashes(c, sess)
+	}
+	if a, ok := c.Get(ctxAdmin).(*store.Admin); ok {
+		l.Admin = a.Email
+	}
+	return l
+}
+
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code := http.StatusInternalServerError
+	msg := "Something went wrong on our side. Please try again."
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		if m, ok := he.Message.(string); ok && code < 500 {
+			msg = m
+		} else if code < 500 {
+			msg = http.StatusText(code)
+		}
+	} else if errors.Is(err, context.Canceled) {
+		return
+	}
+	if code >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if strings.HasPrefix(c.Path(), "/_api/") || strings.Contains(c.Request().Header.Get("Accept"), "application/json") && !strings.Contains(c.Request().Header.Get("Accept"), "text/html") {
+		_ = c.JSON(code, map[string]any{"error": msg})
+		return
+	}
+	l := views.LayoutData{Title: http.StatusText(code), AppName: s.cfg.AppName}
+	if rerr := render(c, code, views.ErrorPage(l, code, msg)); rerr != nil {
+		s.log.Error("render error page", "err", rerr)
+	}
+}
+
+// actor builds the Actor for the signed-in admin of this request.
+func (s *Server) adminActor(c echo.Context) account.Actor {
+	a := account.Actor{Kind: "admin", TriggeredBy: "admin_api", IP: c.RealIP(), UserAgent: c.Request().UserAgent(),
+		Languages: acceptLanguages(c.Request().Header.Get("Accept-Language"))}
+	if adm, ok := c.Get(ctxAdmin).(*store.Admin); ok {
+		a.ID, a.Name = adm.ID, adm.Email
+	}
+	return a
+}
+
+// acceptLanguages lists the language tags of an Accept-Language header in order.
+func acceptLanguages(h string) []string {
+	var out []string
+	for _, part := range strings.Split(h, ",") {
+		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if tag != "" && tag != "*" {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+// safeNext keeps only same-origin paths for post-sign-in redirects.
+func safeNext(next, fallback string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return fallback
+	}
+	return next
+}

@@ -1,0 +1,246 @@
+// Package mailtest runs a real SMTP server inside a test process, so mail
+// tests exercise the whole SMTP conversation: connection, envelope, DATA.
+package mailtest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/jordan-wright/email"
+)
+
+// Message is one message the server accepted.
+type Message struct {
+	From    string
+	To      []string
+	Raw     []byte
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Server is an SMTP server on 127.0.0.1 that keeps what it receives.
+type Server struct {
+	t    testing.TB
+	addr string
+
+	mu       sync.Mutex
+	srv      *smtp.Server
+	messages []Message
+	notify   chan struct{}
+	// rcptErr, when set, answers RCPT TO with this error (e.g. a 5xx).
+	rcptErr *smtp.SMTPError
+	// tempFails answers this many DATA commands with a 451 first.
+	tempFails int
+	conns     int
+}
+
+// Start starts a server on a free loopback port; it stops when the test ends.
+func Start(t testing.TB) *Server {
+	s := &Server{t: t, notify: make(chan struct{}, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("mailtest: listen: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	s.serve(ln)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Reserve picks a free loopback address without serving on it, for tests
+// where the SMTP server is down at first; Up starts it there later.
+func Reserve(t testing.TB) *Server {
+	s := &Server{t: t, notify: make(chan struct{}, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("mailtest: listen: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	ln.Close()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Up starts serving on the server's address (after Reserve or Stop).
+func (s *Server) Up() {
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("mailtest: listen again on %s: %v", s.addr, err)
+	}
+	s.serve(ln)
+}
+
+func (s *Server) serve(ln net.Listener) {
+	srv := smtp.NewServer(s)
+	srv.Domain = "mailtest.local"
+	srv.AllowInsecureAuth = true
+	srv.ReadTimeout = 10 * time.Second
+	srv.WriteTimeout = 10 * time.Second
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// Stop stops the server; messages received so far are kept.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// URL is an smtp:// URL for LATCHKEY_SMTP_URL, without TLS.
+func (s *Server) URL() string { return "smtp://" + s.addr + "?tls=none" }
+
+// RejectRecipients makes every RCPT TO fail with code and message (say
+// 550); code 0 accepts again.
+func (s *Server) RejectRecipients(code int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == 0 {
+		s.rcptErr = nil
+		return
+	}
+	s.rcptErr = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: msg}
+}
+
+// TempFail makes the next n messages fail at DATA with a 451.
+func (s *Server) TempFail(n int) {
+	s.mu.Lock()
+	s.tempFails = n
+	s.mu.Unlock()
+}
+
+// Connections counts the SMTP connections opened so far.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Messages returns a copy of what was received.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// WaitFor waits until n messages have arrived, or fails the test.
+func (s *Server) WaitFor(n int, timeout time.Duration) []Message {
+	s.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if m := s.Messages(); len(m) >= n {
+			return m
+		}
+		select {
+		case <-s.notify:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			s.t.Fatalf("mailtest: waited %s for %d messages, got %d", timeout, n, len(s.Messages()))
+			return nil
+		}
+	}
+}
+
+// MessageTo returns the last message to addr, waiting up to timeout.
+func (s *Server) MessageTo(addr string, timeout time.Duration) Message {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		msgs := s.Messages()
+		for i := len(msgs) - 1; i >= 0; i-- {
+			for _, to := range msgs[i].To {
+				if strings.EqualFold(to, addr) {
+					return msgs[i]
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("mailtest: no message to %s within %s", addr, timeout)
+	return Message{}
+}
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) {
+	s.mu.Lock()
+	s.conns++
+	s.mu.Unlock()
+	return &session{s: s}, nil
+}
+
+type session struct {
+	s    *Server
+	from string
+	to   []string
+}
+
+func (ss *session) Reset()        { ss.from, ss.to = "", nil }
+func (ss *session) Logout() error { return nil }
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.mu.Lock()
+	rerr := ss.s.rcptErr
+	ss.s.mu.Unlock()
+	if rerr != nil {
+		return rerr
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	if ss.s.tempFails > 0 {
+		ss.s.tempFails--
+		ss.s.mu.Unlock()
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "mailtest: try again later"}
+	}
+	ss.s.mu.Unlock()
+	m := Message{From: ss.from, To: append([]string(nil), ss.to...), Raw: raw}
+	if e, err := email.NewEmailFromReader(bytes.NewReader(raw)); err == nil {
+		m.Subject, m.Text, m.HTML = e.Subject, string(e.Text), string(e.HTML)
+	} else {
+		return errors.New("mailtest: unparseable message: " + err.Error())
+	}
+	ss.s.mu.Lock()
+	ss.s.messages = append(ss.s.messages, m)
+	ss.s.mu.Unlock()
+	select {
+	case ss.s.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}

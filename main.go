@@ -1,0 +1,200 @@
+// Command latchkey serves the Latchkey user-account portal: the admin
+// portal, the Auth UI, the Admin API, and the workers that deliver email
+// and webhooks.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"latchkey/account"
+	"latchkey/handlers"
+	"latchkey/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "latchkey:", err)
+		os.Exit(1)
+	}
+}
+
+// config is everything Latchkey reads from the environment, with the
+// embedded defaults that make a bare `go run .` work.
+type config struct {
+	Addr          string
+	DB            string
+	PublicURL     string
+	AppName       string
+	SecretKey     string
+	AdminEmail    string
+	AdminPassword string
+	BcryptCost    int
+	PhoneRegion   string
+	SMTPURL       string
+	MailFrom      string
+	AppID         string
+	TrustProxy    bool
+	LogLevel      slog.Level
+}
+
+func loadConfig(args []string, getenv func(string) string) (config, error) {
+	env := func(key, def string) string {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		Addr:          env("LATCHKEY_ADDR", ":8080"),
+		DB:            env("LATCHKEY_DB", "latchkey.db"),
+		PublicURL:     strings.TrimRight(env("LATCHKEY_PUBLIC_URL", "http://localhost:8080"), "/"),
+		AppName:       env("LATCHKEY_APP_NAME", "Latchkey"),
+		SecretKey:     getenv("LATCHKEY_SECRET_KEY"),
+		AdminEmail:    env("LATCHKEY_ADMIN_EMAIL", ""),
+		AdminPassword: getenv("LATCHKEY_ADMIN_PASSWORD"),
+		PhoneRegion:   strings.ToUpper(env("LATCHKEY_PHONE_REGION", "US")),
+		SMTPURL:       env("LATCHKEY_SMTP_URL", ""),
+		AppID:         env("LATCHKEY_APP_ID", "latchkey"),
+		TrustProxy:    env("LATCHKEY_TRUST_PROXY", "") == "true",
+	}
+	c.MailFrom = env("LATCHKEY_MAIL_FROM", c.AppName+" <no-reply@localhost>")
+	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (LATCHKEY_ADDR)")
+	fs.StringVar(&c.DB, "db", c.DB, "SQLite database file (LATCHKEY_DB)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	cost, err := strconv.Atoi(env("LATCHKEY_BCRYPT_COST", "10"))
+	if err != nil || cost < 4 || cost > 31 {
+		return c, fmt.Errorf("LATCHKEY_BCRYPT_COST must be a number from 4 to 31")
+	}
+	c.BcryptCost = cost
+	if err := c.LogLevel.UnmarshalText([]byte(env("LATCHKEY_LOG_LEVEL", "info"))); err != nil {
+		return c, fmt.Errorf("LATCHKEY_LOG_LEVEL: %w", err)
+	}
+	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		return c, fmt.Errorf("LATCHKEY_PUBLIC_URL must start with http:// or https://")
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < 32 {
+		return c, fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
+	}
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		return c, fmt.Errorf("set both LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD, or neither")
+	}
+	return c, nil
+}
+
+// run starts Latchkey and blocks until ctx is done, then shuts down
+// gracefully. Tests call it with their own args and environment.
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := loadConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	st, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	secret, err := serverSecret(ctx, st, cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+
+	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion}, nil, nil, log)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
+		return err
+	}
+
+	e := handlers.New(handlers.Config{
+		AppName:    cfg.AppName,
+		PublicURL:  cfg.PublicURL,
+		SessionKey: secret,
+		DevMailbox: cfg.SMTPURL == "",
+		TrustProxy: cfg.TrustProxy,
+		Log:        log,
+	}, acct)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("latchkey listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "db", cfg.DB)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// serverSecret returns the secret that session and encryption keys derive
+// from: LATCHKEY_SECRET_KEY, or one generated on first start and kept in
+// the database so that restarts keep sessions and queued mail readable.
+func serverSecret(ctx context.Context, st *store.Store, fromEnv string) ([]byte, error) {
+	if fromEnv != "" {
+		return []byte(fromEnv), nil
+	}
+	b := make([]byte, 64)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return st.InsertSettingIfAbsent(ctx, "secret_key", b)
+}
+
+// bootstrapAdmin creates the admin named in the environment, or logs the
+// one-time setup link when no admin exists.
+func bootstrapAdmin(ctx context.Context, acct *account.Service, cfg config, log *slog.Logger) error {
+	if cfg.AdminEmail != "" {
+		created, err := acct.BootstrapAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+		if err != nil {
+			return fmt.Errorf("create admin from LATCHKEY_ADMIN_EMAIL: %w", err)
+		}
+		if created {
+			log.Info("admin created from the environment", "email", strings.ToLower(cfg.AdminEmail))
+		}
+		return nil
+	}
+	has, err := acct.HasAdmin(ctx)
+	if err != nil || has {
+		return err
+	}
+	token, err := acct.NewSetupToken(ctx)
+	if err != nil {
+		return err
+	}
+	log.Warn("no admin exists yet: open this one-time link to create one", "url", cfg.PublicURL+"/portal/setup?token="+token)
+	return nil
+}

@@ -1,0 +1,96 @@
+// Latchkey: small enhancements. Every page works without this file; the
+// server validates everything.
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function post(url, data) {
+    var body = new URLSearchParams(data);
+    body.set("_csrf", csrf);
+    return fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "application/json", "X-CSRF-Token": csrf } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); });
+  }
+
+  document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
+
+  // Show / hide password.
+  document.querySelectorAll("[data-toggle-password]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var input = document.getElementById(btn.getAttribute("data-toggle-password"));
+      var show = input.type === "password";
+      input.type = show ? "text" : "password";
+      btn.textContent = show ? "Hide" : "Show";
+    });
+  });
+
+  // Live policy checklist: the server's policy decides, debounced.
+  document.querySelectorAll("[data-checklist-for]").forEach(function (list) {
+    var input = document.getElementById(list.getAttribute("data-checklist-for"));
+    var url = list.getAttribute("data-check-url") || "/portal/password/check";
+    var timer;
+    function update() {
+      var pw = input.value;
+      if (!pw) {
+        list.querySelectorAll("li").forEach(function (li) { li.classList.remove("pass", "fail"); });
+        return;
+      }
+      post(url, { password: pw }).then(function (res) {
+        list.querySelectorAll("li").forEach(function (li) {
+          var failing = res.failing.indexOf(li.getAttribute("data-rule")) >= 0;
+          li.classList.toggle("fail", failing);
+          li.classList.toggle("pass", !failing);
+        });
+      }).catch(function () {});
+    }
+    input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 200); });
+    input.form && input.form.addEventListener("reset", function () { setTimeout(update, 0); });
+    if (input.value) update();
+  });
+
+  // Generate a policy-compliant password with the server's generator.
+  document.querySelectorAll("[data-generate-password]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var input = document.getElementById(btn.getAttribute("data-generate-password"));
+      post(btn.getAttribute("data-generate-url") || "/portal/password/generate", {}).then(function (res) {
+        input.value = res.password;
+        input.type = "text";
+        var toggle = document.querySelector('[data-toggle-password="' + input.id + '"]');
+        if (toggle) toggle.textContent = "Hide";
+        input.dispatchEvent(new Event("input"));
+      });
+    });
+  });
+
+  // Create User: enable and disable fields as the radios change.
+  var form = document.querySelector("[data-create-user]");
+  if (form) {
+    var send = form.querySelector("#sendPassword");
+    var expire = form.querySelector("#setPasswordExpired");
+    var auto = form.querySelector("#mode-auto");
+    var pw = form.querySelector("#password");
+    var placeholders = { email: "user@example.com", phone: "+14155550100", username: "username" };
+    var sync = function () {
+      var kind = (form.querySelector('input[name="loginIDKey"]:checked') || {}).value;
+      var mode = (form.querySelector('input[name="passwordMode"]:checked') || {}).value;
+      var isEmail = kind === "email";
+      auto.disabled = !isEmail;
+      auto.closest("label").classList.toggle("is-disabled", !isEmail);
+      form.querySelector('[data-hint-for="mode-auto"]').hidden = isEmail;
+      if (!isEmail && mode === "auto") { form.querySelector("#mode-manual").checked = true; mode = "manual"; }
+      send.disabled = !(isEmail && mode === "manual");
+      if (mode === "auto") send.checked = true;
+      if (mode === "none") send.checked = false;
+      send.closest("label").classList.toggle("is-disabled", send.disabled && mode !== "auto");
+      form.querySelector('[data-hint-for="sendPassword"]').hidden = isEmail && mode !== "none";
+      expire.disabled = mode === "none";
+      expire.closest("label").classList.toggle("is-disabled", expire.disabled);
+      pw.disabled = mode !== "manual";
+      form.querySelector('[data-when-mode="manual"]').hidden = mode !== "manual";
+      var loginID = form.querySelector("#loginID");
+      loginID.placeholder = placeholders[kind] || "";
+      loginID.type = kind === "email" ? "email" : kind === "phone" ? "tel" : "text";
+    };
+    form.addEventListener("change", sync);
+    sync();
+  }
+})();
