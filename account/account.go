@@ -55,10 +55,23 @@ const (
 	MailPasswordReset = "password_reset"
 )
 
+// ForgotPasswordMail asks for the forgot-password message: a 6-digit code
+// and a link. Code and Link are plaintext here and must be stored only
+// encrypted (or not at all) by the mailer; the account package keeps their hashes.
+type ForgotPasswordMail struct {
+	UserID  string
+	To      string
+	Code    string
+	Link    string
+	CodeTTL time.Duration
+	LinkTTL time.Duration
+}
+
 // Mailer queues email inside a store transaction. The mail package
 // implements it with a durable outbox.
 type Mailer interface {
 	QueuePassword(ctx context.Context, tx *store.Tx, m PasswordMail) error
+	QueueForgotPassword(ctx context.Context, tx *store.Tx, m ForgotPasswordMail) error
 }
 
 // Event is a thing that happened, recorded in the same transaction as the change.
