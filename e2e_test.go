@@ -140,7 +140,7 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // portalSignIn signs the e2e admin in through the portal's form.
-func portalSignIn(app *e2eApp) chromedp.Tasks{
+func portalSignIn(app *e2eApp) chromedp.Tasks {
 	return chromedp.Tasks{
 		chromedp.Navigate(app.URL + "/portal/users"),
 		chromedp.WaitVisible(`#email`, chromedp.ByQuery),
