@@ -37,6 +37,8 @@ func (s *Server) routes(e *echo.Echo) {
 	a.POST("/settings/password-policy", s.policyUpdate)
 	a.POST("/password/check", s.passwordCheck)
 	a.POST("/password/generate", s.passwordGenerate)
+
+	s.authUIRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {

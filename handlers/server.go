@@ -44,6 +44,8 @@ type Server struct {
 	portalLoginLimit *Limiter
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
+	// authui holds the end-user pages' rate limiters (authui.go).
+	authui *authUI
 }
 
 // New builds the Echo router with every route.
