@@ -54,7 +54,7 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }) }()
-	app := &e2eApp{URL: "http://" + addr, DB: vars["LATCHKEY_DB"]}
+	app := &e2eApp{URL: "http://" + vars["LATCHKEY_ADDR"], DB: vars["LATCHKEY_DB"]}
 	stopped := false
 	app.stop = func() {
 		if stopped {
