@@ -211,6 +211,9 @@ func (s *Service) MustChangePassword(u *User, now time.Time) bool {
 }
 
 func (s *Service) startSession(ctx context.Context, tx *store.Tx, actor Actor, userID string, restricted bool, now time.Time) (string, error) {
+	if err := tx.DeleteExpiredUserSessions(ctx, userID, now); err != nil {
+		return "", err
+	}
 	token := newToken()
 	ttl := SessionTTL
 	if restricted {

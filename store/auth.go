@@ -166,9 +166,10 @@ func (t *Tx) CountUserSessions(ctx context.Context, userID string, now time.Time
 	return n, mapErr("count user sessions", err)
 }
 
-// DeleteExpiredUserSessions removes sessions that ended before now.
-func (t *Tx) DeleteExpiredUserSessions(ctx context.Context, now time.Time) error {
-	_, err := t.q.ExecContext(ctx, `DELETE FROM user_sessions WHERE expires_at <= ?`, ms(now))
+// DeleteExpiredUserSessions removes the user's sessions that ended
+// before now (done at each sign-in, so the table stays small).
+func (t *Tx) DeleteExpiredUserSessions(ctx context.Context, userID string, now time.Time) error {
+	_, err := t.q.ExecContext(ctx, `DELETE FROM user_sessions WHERE user_id = ? AND expires_at <= ?`, userID, ms(now))
 	return mapErr("delete expired user sessions", err)
 }
 
