@@ -71,6 +71,16 @@ func TestAuthSignInSuccessNewSessionID(t *testing.T) {
 	}
 }
 
+func TestAuthSignInUsername(t *testing.T) {
+	a := newAuthApp(t, nil)
+	a.createUser("victor_99", userPW, false)
+	r := signIn(a.browser(), "  Victor_99 ", userPW, "")
+	wantStatus(t, r, http.StatusSeeOther)
+	if r.Location != "/settings" {
+		t.Fatalf("username sign-in: %q", r.Location)
+	}
+}
+
 func TestAuthSignInSafeNext(t *testing.T) {
 	a := newAuthApp(t, nil)
 	a.createUser("dave@example.com", userPW, false)
