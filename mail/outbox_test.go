@@ -673,9 +673,9 @@ func TestRetryNow(t *testing.T) {
 
 func TestParseSMTPURL(t *testing.T) {
 	for _, tc := range []struct {
-		in                       string
+		in                        string
 		host, port, tls, user, pw string
-		err                      string
+		err                       string
 	}{
 		{in: "smtp://u%40x:p%3Ass@mail.example.com:587?tls=starttls", host: "mail.example.com", port: "587", tls: "starttls", user: "u@x", pw: "p:ss"},
 		{in: "smtp://mail.example.com", host: "mail.example.com", port: "587", tls: "starttls"},
