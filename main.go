@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"os/signal"
@@ -99,6 +100,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		if _, err := mail.ParseSMTPURL(c.SMTPURL); err != nil {
 			return c, err
 		}
+	}
+	if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
+		return c, fmt.Errorf("LATCHKEY_MAIL_FROM must be an email address, like Acme <no-reply@example.com>")
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, fmt.Errorf("set both LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD, or neither")

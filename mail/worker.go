@@ -11,7 +11,7 @@ import (
 )
 
 // Start puts messages a previous process left in sending back in the
-// queue, then starts the worker. It returns once the worker runs.
+// queue, makes every queued message due now, and starts the worker.
 func (o *Outbox) Start(ctx context.Context) error {
 	o.runMu.Lock()
 	defer o.runMu.Unlock()
@@ -21,7 +21,7 @@ func (o *Outbox) Start(ctx context.Context) error {
 	var n int
 	err := o.st.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		n, err = tx.RequeueSending(ctx, o.Now())
+		n, err = tx.RequeueAtStart(ctx, o.Now())
 		return err
 	})
 	if err != nil {

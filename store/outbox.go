@@ -113,16 +113,22 @@ func (t *Tx) NextOutboxDue(ctx context.Context) (*time.Time, error) {
 	return timePtr(v), nil
 }
 
-// RequeueSending puts messages left in sending (by a process that crashed
-// or was killed mid-send) back in the queue. Latchkey runs one process per
-// database, so at start-up no other worker can hold them.
-func (t *Tx) RequeueSending(ctx context.Context, now time.Time) (int, error) {
+// RequeueAtStart runs when the worker starts: messages left in sending
+// (by a process that crashed or was killed mid-send) go back in the queue,
+// and every queued message becomes due now, since a restart often follows
+// a fix to the mail settings. Latchkey runs one process per database, so
+// no other worker can hold them. It reports how many were in sending.
+func (t *Tx) RequeueAtStart(ctx context.Context, now time.Time) (int, error) {
 	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET status = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
 		WHERE status = 'sending'`, ms(now), ms(now))
 	if err != nil {
 		return 0, mapErr("requeue outbox", err)
 	}
 	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, mapErr("requeue outbox", err)
+	}
+	_, err = t.q.ExecContext(ctx, `UPDATE mail_outbox SET next_attempt_at = ? WHERE status = 'queued' AND next_attempt_at > ?`, ms(now), ms(now))
 	return int(n), mapErr("requeue outbox", err)
 }
 
