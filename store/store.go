@@ -63,7 +63,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// Deleted and overwritten content is zeroed, so a wiped outbox secret
 	// leaves no bytes behind in the database file.
 	q.Set("_secure_delete", "on")
-	dsn := "file:" + path + "?" + q.Encode()
+	// The path is a URI here: escape what SQLite would read as a query,
+	// a fragment or an escape ("#" appears in Go subtest directories).
+	escaped := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
+	dsn := "file:" + escaped + "?" + q.Encode()
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
