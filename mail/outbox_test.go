@@ -712,3 +712,14 @@ func TestStartTLSRequiredWhenAsked(t *testing.T) {
 		t.Fatal("message sent without the TLS that was asked for")
 	}
 }
+
+func TestWorkerWakesOnCommitNotOnlyByPolling(t *testing.T) {
+	srv := mailtest.Start(t)
+	e := newEnv(t, "", smtpSender(srv), func(c *mail.Config) { c.PollInterval = time.Hour })
+	e.start()
+	time.Sleep(50 * time.Millisecond) // the worker has found nothing and sleeps for the hour
+	start := time.Now()
+	e.createUser("wake@example.com", ptr("Passw0rd-wake"), true, false)
+	srv.MessageTo("wake@example.com", 5*time.Second)
+	t.Logf("delivered %s after commit", time.Since(start).Round(time.Millisecond))
+}
