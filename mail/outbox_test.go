@@ -723,3 +723,43 @@ func TestWorkerWakesOnCommitNotOnlyByPolling(t *testing.T) {
 	srv.MessageTo("wake@example.com", 5*time.Second)
 	t.Logf("delivered %s after commit", time.Since(start).Round(time.Millisecond))
 }
+
+func TestSMTPOverTLSWithAuth(t *testing.T) {
+	for _, implicit := range []bool{false, true} {
+		srv := mailtest.StartTLS(t, implicit)
+		srv.RequireAuth("mailer", "s3cret:pw")
+		c, err := mail.ParseSMTPURL(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Timeout, c.RootCAs = 3*time.Second, srv.RootCAs()
+		sender := mail.NewSMTPSender(c)
+		for i := 0; i < 3; i++ {
+			if err := sender.Send(context.Background(), "Acme <a@example.com>", mail.Message{To: "tls@example.com", Subject: "over TLS", Text: "hello"}); err != nil {
+				t.Fatalf("implicit=%v: %v", implicit, err)
+			}
+		}
+		if m := srv.WaitFor(3, 5*time.Second); m[0].Subject != "over TLS" || srv.Connections() != 1 {
+			t.Fatalf("implicit=%v: %+v, %d connections", implicit, m[0], srv.Connections())
+		}
+		sender.Close()
+
+		// Wrong credentials or an untrusted certificate: temporary errors
+		// (a setting to fix), and nothing is sent.
+		bad := c
+		bad.Password = "wrong"
+		err = mail.NewSMTPSender(bad).Send(context.Background(), "a@example.com", mail.Message{To: "tls@example.com", Subject: "s", Text: "t"})
+		if err == nil || mail.IsPermanent(err) || !strings.Contains(err.Error(), "AUTH") {
+			t.Errorf("implicit=%v, bad password: %v", implicit, err)
+		}
+		untrusted := c
+		untrusted.RootCAs = nil
+		err = mail.NewSMTPSender(untrusted).Send(context.Background(), "a@example.com", mail.Message{To: "tls@example.com", Subject: "s", Text: "t"})
+		if err == nil || mail.IsPermanent(err) || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("implicit=%v, untrusted certificate: %v", implicit, err)
+		}
+		if n := len(srv.Messages()); n != 3 {
+			t.Errorf("implicit=%v: %d messages, want 3", implicit, n)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package mail
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -71,6 +72,8 @@ type SMTPConfig struct {
 	// IdleTimeout closes a pooled connection unused for this long (default 30s),
 	// before the server's own idle timeout does.
 	IdleTimeout time.Duration
+	// RootCAs verifies the server's certificate; nil means the system roots.
+	RootCAs *x509.CertPool
 }
 
 // ParseSMTPURL reads LATCHKEY_SMTP_URL:
@@ -302,7 +305,7 @@ func (s *SMTPSender) dial(ctx context.Context, deadline time.Time) (*smtpConn, e
 		return nil, fmt.Errorf("mail: connect to %s: %w", addr, err)
 	}
 	_ = conn.SetDeadline(deadline)
-	tlsCfg := &tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12}
+	tlsCfg := &tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12, RootCAs: s.cfg.RootCAs}
 	if s.cfg.TLS == TLSImplicit {
 		tc := tls.Client(conn, tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
