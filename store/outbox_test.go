@@ -18,7 +18,7 @@ func TestEmailFailedColumnUsesPartialIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rows, err := s.db.Query(`EXPLAIN QUERY PLAN SELECT ` + summaryCols + `, '' FROM users u LEFT JOIN passwords p ON p.user_id = u.id
+	rows, err := s.db.Query(`EXPLAIN QUERY PLAN SELECT `+summaryCols+`, '' FROM users u LEFT JOIN passwords p ON p.user_id = u.id
 		WHERE u.seq < ? ORDER BY u.seq DESC LIMIT ?`, 1<<62, 50)
 	if err != nil {
 		t.Fatal(err)
