@@ -128,6 +128,7 @@ func (nopEvents) Record(context.Context, *store.Tx, account.Actor, account.Event
 func (nopEvents) Blocking(context.Context, account.Actor, account.Event) error          { return nil }
 
 // SetEvents wires in the event recorder for email.sent and email.failed.
+// Call it before Start: the worker reads it without a lock.
 func (o *Outbox) SetEvents(e account.Events) {
 	if e == nil {
 		e = nopEvents{}
