@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/mail"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
 	TrustProxy bool
 	Log        *slog.Logger
+	// Mail is the email outbox (user page delivery status, /portal/mail);
+	// nil when mail is not wired in.
+	Mail *mail.Outbox
 }
 
 // Server holds what handlers share.
