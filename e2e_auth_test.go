@@ -2,33 +2,46 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"latchkey/mail/mailtest"
 )
 
-// createUserInPortal fills in Create User as an admin would and returns
-// the user's first password. TODO(mail merge): switch to "Automatically
-// create a password and send to the user" and read it from mailtest.
-func createUserInPortal(ctx context.Context, t *testing.T, app *e2eApp, email string) string {
+// createUserInPortal fills in Create User as the story says
+// ("Automatically create a password and send to the user", "Ask user to
+// change password on login" left checked) and reads the password from the
+// message the test SMTP server received.
+func createUserInPortal(ctx context.Context, t *testing.T, app *e2eApp, smtp *mailtest.Server, email string) string {
 	t.Helper()
-	const pw = "Preset-Passw0rd-42"
+	var askChange bool
 	err := chromedp.Run(ctx,
 		portalSignIn(app),
 		chromedp.Click(`//a[text()="Create User"]`),
 		chromedp.WaitVisible(`//h1[text()="Create User"]`),
 		chromedp.Click(`#kind-email`, chromedp.ByQuery),
 		chromedp.SendKeys(`#loginID`, email, chromedp.ByQuery),
-		chromedp.Click(`#mode-manual`, chromedp.ByQuery),
-		chromedp.SendKeys(`#password`, pw, chromedp.ByQuery),
+		chromedp.Click(`#mode-auto`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector("#setPasswordExpired").checked`, &askChange),
 		chromedp.Click(`//button[text()="Add User"]`),
 		chromedp.WaitVisible(`//h1[text()="`+email+`"]`),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pw
+	if !askChange {
+		t.Fatal(`"Ask user to change password on login" was not checked`)
+	}
+	msg := smtp.MessageTo(email, 20*time.Second)
+	m := regexp.MustCompile(`Your temporary password: (\S+)`).FindStringSubmatch(msg.Text)
+	if m == nil {
+		t.Fatalf("no temporary password in the message:\n%s", msg.Text)
+	}
+	return m[1]
 }
 
 // TestE2EUserFirstSignIn is the Auth UI story: the admin creates a user
@@ -38,10 +51,11 @@ func createUserInPortal(ctx context.Context, t *testing.T, app *e2eApp, email st
 // with the old password and signs in with the new one without the step.
 func TestE2EUserFirstSignIn(t *testing.T) {
 	ctx := newBrowser(t)
-	app := startApp(t, nil)
+	smtp := mailtest.Start(t)
+	app := startApp(t, map[string]string{"LATCHKEY_SMTP_URL": smtp.URL()})
 	const email = "first.login@example.com"
 	const newPW = "My-Own-Passw0rd-7"
-	preset := createUserInPortal(ctx, t, app, email)
+	preset := createUserInPortal(ctx, t, app, smtp, email)
 
 	signIn := func(pw string) chromedp.Tasks {
 		return chromedp.Tasks{
