@@ -128,3 +128,67 @@ func TestE2EUserFirstSignIn(t *testing.T) {
 		t.Fatalf("new password: landed on %s", loc)
 	}
 }
+
+// TestE2EForgotPasswordLink: a user who forgot the password asks for a
+// reset, opens the emailed link (which by itself changes nothing), sets a
+// new password with the page's button, and signs in with it.
+func TestE2EForgotPasswordLink(t *testing.T) {
+	ctx := newBrowser(t)
+	smtp := mailtest.Start(t)
+	app := startApp(t, map[string]string{"LATCHKEY_SMTP_URL": smtp.URL()})
+	const email = "forgetful@example.com"
+	const newPW = "Remembered-Passw0rd-3"
+	createUserInPortal(ctx, t, app, smtp, email)
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(app.URL+"/login"),
+		chromedp.Click(`//a[text()="Forgot password?"]`),
+		chromedp.WaitVisible(`//h1[text()="Forgot password"]`),
+		chromedp.SendKeys(`#login_id`, email, chromedp.ByQuery),
+		chromedp.Click(`//button[text()="Send code"]`),
+		chromedp.WaitVisible(`#forgot-sent`, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link string
+	deadline := time.Now().Add(20 * time.Second)
+	for link == "" && time.Now().Before(deadline) {
+		for _, m := range smtp.Messages() {
+			if l := regexp.MustCompile(`(http://\S+/reset-password\?token=\S+)`).FindStringSubmatch(m.Text); l != nil {
+				link = l[1]
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if link == "" {
+		t.Fatal("no forgot-password message with a link")
+	}
+	var loc string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(`//h1[text()="Reset password"]`),
+		chromedp.SendKeys(`#password`, newPW, chromedp.ByQuery),
+		chromedp.SendKeys(`#confirm`, newPW, chromedp.ByQuery),
+		chromedp.Click(`//button[text()="Set new password"]`),
+		chromedp.WaitVisible(`//div[contains(text(), "Your password has been reset.")]`),
+		chromedp.SendKeys(`#login_id`, email, chromedp.ByQuery),
+		chromedp.SendKeys(`#password`, newPW, chromedp.ByQuery),
+		chromedp.Click(`//button[text()="Sign in"]`),
+		chromedp.WaitVisible(`//h1[text()="Your account"]`),
+		chromedp.Location(&loc),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(loc, "/settings") {
+		t.Fatalf("after reset and sign-in: %s (the reset should have cleared the forced change)", loc)
+	}
+	// The link works once.
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(`//div[contains(text(), "already been used")]`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
