@@ -55,7 +55,7 @@ func (t *Tx) FailLoginAttempt(ctx context.Context, userID string, threshold int,
 			locked_until = CASE WHEN failures >= ? THEN ? + MIN(? * (1 << MIN(lock_count, 20)), ?) ELSE locked_until END,
 			lock_count = CASE WHEN failures >= ? THEN lock_count + 1 ELSE lock_count END,
 			failures = CASE WHEN failures >= ? THEN 0 ELSE failures END
-		WHERE user_id = ? RETURNING locked_until, lock_count > 0 AND locked_until > ?`,
+		WHERE user_id = ? RETURNING locked_until, COALESCE(locked_until, 0) > ?`,
 		ms(now), threshold, ms(now), base.Milliseconds(), max.Milliseconds(), threshold, threshold, userID, ms(now)).Scan(&until, &locked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
