@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/handlers/adminapi"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -44,6 +45,11 @@ type Server struct {
 	portalLoginLimit *Limiter
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
+
+	// adminAPI serves the GraphQL Admin API; apiAuthFailures limits failed
+	// API key authentications per IP.
+	adminAPI        *adminapi.API
+	apiAuthFailures *Limiter
 }
 
 // New builds the Echo router with every route.

@@ -1,0 +1,45 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"latchkey/handlers/adminapi"
+)
+
+// adminAPIRoutes serves the GraphQL Admin API (outside the portal's cookie
+// and CSRF group: it authenticates with API keys) and the portal screens
+// that go with it: API keys, Reset Password, the user page's actions and
+// the Users list's bulk action.
+func (s *Server) adminAPIRoutes(e *echo.Echo, a *echo.Group) {
+	s.adminAPI = adminapi.New(s.acct, s.log)
+	s.apiAuthFailures = NewLimiter(apiAuthFailuresPerMinute, minute)
+
+	api := e.Group("/_api/admin", noStore, APIKeyAuth(s.acct, s.apiAuthFailures, s.log))
+	api.GET("/graphql", s.adminGraphQL)
+	api.POST("/graphql", s.adminGraphQL)
+
+	a.GET("/api-keys", s.apiKeysIndex)
+	a.POST("/api-keys", s.apiKeysCreate)
+	a.POST("/api-keys/:id/revoke", s.apiKeyRevoke)
+
+	a.GET("/users/:id/reset-password", s.userResetPasswordShow)
+	a.POST("/users/:id/reset-password", s.userResetPassword)
+	a.POST("/users/:id/password-expired", s.userSetPasswordExpired)
+	a.GET("/users/:id/delete", s.userDeleteConfirm)
+	a.POST("/users/:id/delete", s.userDelete)
+	a.POST("/users/bulk/require-password-change", s.usersBulkRequirePasswordChange)
+
+	s.userPanels = append(s.userPanels, s.userActionsPanel)
+}
+
+func (s *Server) adminGraphQL(c echo.Context) error {
+	actor, ok := APIActor(c)
+	if !ok {
+		return echo.NewHTTPError(http.StatusUnauthorized, "Send a valid Admin API key.")
+	}
+	r := c.Request()
+	s.adminAPI.ServeHTTP(c.Response(), r.WithContext(adminapi.WithActor(r.Context(), actor)))
+	return nil
+}
