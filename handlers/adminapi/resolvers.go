@@ -544,4 +544,3 @@ func (r *resolver) DeleteUser(ctx context.Context, args deleteUserArgs) (*delete
 	}
 	return &deletePayload{NodeID("User", u.ID)}, nil
 }
-
