@@ -493,3 +493,32 @@ func TestAdminAPISearchListsEachUserOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminAPIGetCannotMutateEvenDisguised(t *testing.T) {
+	a := newAPIApp(t)
+	// A query document whose first operation is a query and whose second,
+	// selected by operationName, is a mutation.
+	q := `query A { users { totalCount } }
+# mutation
+mutation B { createUser(input: {definition: {loginID: {key: "email", value: "get2@example.com"}}, password: "s3c0rp4$sw0rd"}) { user { id } } }`
+	for _, op := range []string{"B", " B"} {
+		req, _ := http.NewRequest(http.MethodGet, a.srv.URL+"/_api/admin/graphql?"+url.Values{"query": {q}, "operationName": {op}}.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+a.token)
+		r := a.gqlDo(req)
+		if r.Status == http.StatusOK && len(r.Errors) == 0 {
+			t.Errorf("operationName %q: GET ran a mutation: %s", op, r.Raw)
+		}
+	}
+	// A leading fragment hides the mutation from a text check; the
+	// query-only schema still refuses it.
+	q = `fragment F on User { id }
+mutation { createUser(input: {definition: {loginID: {key: "email", value: "get3@example.com"}}, password: "s3c0rp4$sw0rd"}) { user { ...F } } }`
+	req, _ := http.NewRequest(http.MethodGet, a.srv.URL+"/_api/admin/graphql?"+url.Values{"query": {q}}.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if r := a.gqlDo(req); len(r.Errors) == 0 {
+		t.Errorf("fragment-first GET ran a mutation: %s", r.Raw)
+	}
+	if a.countUsers() != 0 {
+		t.Fatal("GET created a user")
+	}
+}

@@ -33,7 +33,9 @@ const maxBody = 1 << 20
 type API struct {
 	acct   *account.Service
 	schema *graphql.Schema
-	log    *slog.Logger
+	// readOnly is the same schema without Mutation, for GET requests.
+	readOnly *graphql.Schema
+	log      *slog.Logger
 }
 
 // New parses the schema against the resolvers; a mismatch is a programming
@@ -43,13 +45,28 @@ func New(acct *account.Service, log *slog.Logger) *API {
 		log = slog.Default()
 	}
 	r := &resolver{acct: acct, log: log}
-	s := graphql.MustParseSchema(schemaText, r,
+	opts := []graphql.SchemaOpt{
 		graphql.MaxDepth(12),
-		graphql.MaxQueryLength(64<<10),
+		graphql.MaxQueryLength(64 << 10),
 		graphql.MaxParallelism(4),
 		graphql.PanicHandler(panicHandler{log}),
-	)
-	return &API{acct: acct, schema: s, log: log}
+	}
+	return &API{acct: acct, log: log,
+		schema:   graphql.MustParseSchema(schemaText, r, opts...),
+		readOnly: graphql.MustParseSchema(queryOnly(schemaText), r, opts...),
+	}
+}
+
+// queryOnly drops the Mutation type from the schema text, so that GET
+// requests cannot change anything whatever the query says.
+func queryOnly(schema string) string {
+	schema = strings.Replace(schema, "  mutation: Mutation\n", "", 1)
+	i := strings.Index(schema, "type Mutation {")
+	if i < 0 {
+		panic("adminapi: schema has no Mutation type")
+	}
+	j := strings.Index(schema[i:], "\n}")
+	return schema[:i] + schema[i+j+2:]
 }
 
 type ctxKey struct{}
@@ -81,7 +98,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req.Query, req.OperationName = q.Get("query"), q.Get("operationName")
 		if v := q.Get("variables"); v != "" {
-			if err := json.Unmarshal([]byte(v), &req.Variables); err != nil {
+			dec := json.NewDecoder(strings.NewReader(v))
+			dec.UseNumber()
+			if err := dec.Decode(&req.Variables); err != nil {
 				writeError(w, http.StatusBadRequest, "variables must be a JSON object")
 				return
 			}
@@ -126,7 +145,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	normalizeNumbers(req.Variables)
-	res := a.schema.Exec(ctx, req.Query, req.OperationName, req.Variables)
+	schema := a.schema
+	if r.Method == http.MethodGet {
+		schema = a.readOnly
+	}
+	res := schema.Exec(ctx, req.Query, req.OperationName, req.Variables)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := json.NewEncoder(w).Encode(res); err != nil {
