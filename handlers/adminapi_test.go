@@ -425,8 +425,10 @@ func TestAdminAPIPagingThousandUsers(t *testing.T) {
 	a := newAPIApp(t)
 	ids := insertUsers(t, a.store, 1000, "page")
 	want := map[string]bool{}
-	for _, id := range ids {
+	emailOf := map[string]string{}
+	for i, id := range ids {
 		want[nodeID(id)] = true
+		emailOf[nodeID(id)] = fmt.Sprintf("page%04d@example.com", i)
 	}
 	for _, search := range []string{"", "page"} {
 		seen := map[string]int{}
@@ -434,14 +436,18 @@ func TestAdminAPIPagingThousandUsers(t *testing.T) {
 		pages := 0
 		for {
 			d := a.gqlOK(`query($after: String, $q: String) { users(first: 37, after: $after, searchKeyword: $q) {
-				totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }`, map[string]any{"after": after, "q": search})
+				totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id passwordExpired standardAttributes } } } }`, map[string]any{"after": after, "q": search})
 			pages++
 			if path(d, "users", "totalCount") != float64(1000) {
 				t.Fatalf("totalCount %v", path(d, "users", "totalCount"))
 			}
 			edges := path(d, "users", "edges").([]any)
 			for _, e := range edges {
-				seen[path(e, "node", "id").(string)]++
+				id := path(e, "node", "id").(string)
+				seen[id]++
+				if got := path(e, "node", "standardAttributes", "email"); got != emailOf[id] {
+					t.Fatalf("user %s: standardAttributes.email %v, want %s", id, got, emailOf[id])
+				}
 			}
 			if path(d, "users", "pageInfo", "hasNextPage") != true {
 				break
@@ -487,9 +493,15 @@ func TestAdminAPISearchListsEachUserOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, first := range []int{1, 5} {
-		d := a.gqlOK(`query($f: Int) { users(first: $f, searchKeyword: "ANN") { totalCount pageInfo { hasNextPage } edges { node { id } } } }`, map[string]any{"f": first})
-		if n := len(path(d, "users", "edges").([]any)); n != 1 || path(d, "users", "totalCount") != float64(1) || path(d, "users", "pageInfo", "hasNextPage") != false {
-			t.Errorf("first %d: %v", first, d)
+		d := a.gqlOK(`query($f: Int) { users(first: $f, searchKeyword: "ANN") { totalCount pageInfo { hasNextPage } edges { node { id standardAttributes identities { totalCount } } } } }`, map[string]any{"f": first})
+		edges := path(d, "users", "edges").([]any)
+		if len(edges) != 1 || path(d, "users", "totalCount") != float64(1) || path(d, "users", "pageInfo", "hasNextPage") != false {
+			t.Fatalf("first %d: %v", first, d)
+		}
+		node := path(edges[0], "node")
+		if path(node, "standardAttributes", "email") != "ann@example.com" || path(node, "standardAttributes", "preferred_username") != "anne" ||
+			path(node, "identities", "totalCount") != float64(2) {
+			t.Errorf("first %d: node %v", first, node)
 		}
 	}
 }

@@ -183,6 +183,10 @@ type userResolver struct {
 	base store.User
 	// expireAfter is the password's expiry (nil: none or no password).
 	expireAfter *time.Time
+	// page, for users listed by users(), loads every listed user's
+	// identities in one query; hasPassword comes from the list row.
+	page        *pageLoader
+	hasPassword bool
 
 	once sync.Once
 	full *account.User
@@ -199,10 +203,39 @@ func (r *resolver) userOf(u *account.User) *userResolver {
 }
 
 // load fetches identities and password state, once, only when a field
-// needs them.
+// needs them: for a listed user from the page's single batch query, else
+// with GetUser.
 func (u *userResolver) load(ctx context.Context) (*account.User, error) {
-	u.once.Do(func() { u.full, u.err = u.acct.GetUser(ctx, u.base.ID) })
+	u.once.Do(func() {
+		if u.page == nil {
+			u.full, u.err = u.acct.GetUser(ctx, u.base.ID)
+			return
+		}
+		ids, err := u.page.load(ctx)
+		if err != nil {
+			u.err = err
+			return
+		}
+		u.full = &account.User{User: u.base, Identities: ids[u.base.ID]}
+		if u.hasPassword {
+			u.full.Password = &store.Password{UserID: u.base.ID, ExpireAfter: u.expireAfter}
+		}
+	})
 	return u.full, u.err
+}
+
+// pageLoader loads the identities of one page of users, once.
+type pageLoader struct {
+	acct *account.Service
+	ids  []string
+	once sync.Once
+	out  map[string][]store.Identity
+	err  error
+}
+
+func (p *pageLoader) load(ctx context.Context) (map[string][]store.Identity, error) {
+	p.once.Do(func() { p.out, p.err = p.acct.Store().IdentitiesByUsers(ctx, p.ids) })
+	return p.out, p.err
 }
 
 func (u *userResolver) ID() graphql.ID      { return NodeID("User", u.base.ID) }
@@ -382,6 +415,7 @@ func (r *resolver) Users(ctx context.Context, args struct {
 		}
 	}
 	conn := &userConnection{r: r, search: search, info: &pageInfo{hasPrev: after != ""}, edges: []*userEdge{}}
+	page := &pageLoader{acct: r.acct}
 	lower := strings.ToLower(search)
 	for len(conn.edges) <= first {
 		rows, err := r.acct.ListUsers(ctx, store.ListUsersParams{Search: search, After: after, Limit: first + 1})
@@ -400,8 +434,10 @@ func (r *resolver) Users(ctx context.Context, args struct {
 			row := row
 			conn.edges = append(conn.edges, &userEdge{
 				cursor: encodeCursor(usersCursor{Search: search, After: row.Cursor}),
-				node:   &userResolver{acct: r.acct, base: row.User, expireAfter: row.ExpireAfter},
+				node: &userResolver{acct: r.acct, base: row.User, expireAfter: row.ExpireAfter,
+					page: page, hasPassword: row.HasPassword},
 			})
+			page.ids = append(page.ids, row.ID)
 		}
 		if conn.info.hasNext || len(rows) < first+1 {
 			break
