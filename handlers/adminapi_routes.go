@@ -14,9 +14,8 @@ import (
 // the Users list's bulk action.
 func (s *Server) adminAPIRoutes(e *echo.Echo, a *echo.Group) {
 	s.adminAPI = adminapi.New(s.acct, s.log)
-	s.apiAuthFailures = NewLimiter(apiAuthFailuresPerMinute, minute)
 
-	api := e.Group("/_api/admin", noStore, APIKeyAuth(s.acct, s.apiAuthFailures, s.log))
+	api := e.Group("/_api/admin", noStore, s.apiKeyAuth())
 	api.GET("/graphql", s.adminGraphQL)
 	api.POST("/graphql", s.adminGraphQL)
 
@@ -32,6 +31,16 @@ func (s *Server) adminAPIRoutes(e *echo.Echo, a *echo.Group) {
 	a.POST("/users/bulk/require-password-change", s.usersBulkRequirePasswordChange)
 
 	s.userPanels = append(s.userPanels, s.userActionsPanel)
+}
+
+// apiKeyAuth is APIKeyAuth with the server's shared failure limiter, for
+// every Admin API route (GraphQL here, user import elsewhere), so that
+// failures on any of them count together.
+func (s *Server) apiKeyAuth() echo.MiddlewareFunc {
+	if s.apiAuthFailures == nil {
+		s.apiAuthFailures = NewLimiter(apiAuthFailuresPerMinute, minute)
+	}
+	return APIKeyAuth(s.acct, s.apiAuthFailures, s.log)
 }
 
 func (s *Server) adminGraphQL(c echo.Context) error {

@@ -290,7 +290,7 @@ func TestPortalAPIKeys(t *testing.T) {
 		t.Fatalf("new key: %d %s", res.Status, res.Raw)
 	}
 	page = a.get("/portal/api-keys")
-	row := regexp.MustCompile(`(?s)<tr data-key-id="[0-9a-f]+"><td>billing-sync</td>.*?</tr>`).FindString(page.Body)
+	row := regexp.MustCompile(`(?s)<tr data-key-id="[0-9a-f]+"><td>billing-sync<br>.*?</tr>`).FindString(page.Body)
 	if row == "" || strings.Contains(row, "Never") || !strings.Contains(row, "from 127.0.0.1") {
 		t.Errorf("row after use: %s", row)
 	}
