@@ -534,3 +534,25 @@ mutation { createUser(input: {definition: {loginID: {key: "email", value: "get3@
 		t.Fatal("GET created a user")
 	}
 }
+
+func TestAdminAPISeveralProblemsAndGraphQLBody(t *testing.T) {
+	a := newAPIApp(t)
+	before := a.snapshot()
+	r := a.gql(`mutation { createUser(input: {definition: {loginID: {key: "email", value: "bad"}}, password: "x", sendPassword: true}) { user { id } } }`, nil)
+	if len(r.Errors) != 1 {
+		t.Fatalf("%s", r.Raw)
+	}
+	ext := r.Errors[0].Extensions
+	also, _ := ext["also"].([]any)
+	if ext["reason"] != "ValidationFailed" || len(also) != 1 || path(also[0], "reason") != "PasswordPolicyViolated" {
+		t.Errorf("extensions %v", ext)
+	}
+	a.wantUnchanged(before)
+
+	req, _ := http.NewRequest(http.MethodPost, a.srv.URL+"/_api/admin/graphql", strings.NewReader(`{ users { totalCount } }`))
+	req.Header.Set("Content-Type", "application/graphql")
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if r := a.gqlDo(req); r.Status != http.StatusOK || path(r.Data, "users", "totalCount") != float64(0) {
+		t.Errorf("application/graphql body: %d %s", r.Status, r.Raw)
+	}
+}
