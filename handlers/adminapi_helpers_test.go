@@ -29,6 +29,9 @@ func (m *recMailer) QueueForgotPassword(context.Context, *store.Tx, account.Forg
 }
 
 func (m *recMailer) all() []account.PasswordMail {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]account.PasswordMail(nil), m.sent...)
