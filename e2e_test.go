@@ -121,7 +121,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(browserDataDir(t)),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -137,6 +137,27 @@ func newBrowser(t *testing.T) context.Context {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	return ctx
+}
+
+// browserDataDir is Chromium's profile directory. Chromium's helper
+// processes may still write to it for a moment after the browser is
+// closed, which makes t.TempDir's cleanup fail ("directory not empty"), so
+// it is removed with a few retries instead.
+func browserDataDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "latchkey-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50; i++ {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("could not remove Chromium profile %s: %v", dir, err)
+	})
+	return dir
 }
 
 // portalSignIn signs the e2e admin in through the portal's form.

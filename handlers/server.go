@@ -16,6 +16,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/handlers/adminapi"
+	"latchkey/mail"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -31,6 +32,9 @@ type Config struct {
 	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
 	TrustProxy bool
 	Log        *slog.Logger
+	// Mail is the email outbox (user page delivery status, /portal/mail);
+	// nil when mail is not wired in.
+	Mail *mail.Outbox
 }
 
 // Server holds what handlers share.
