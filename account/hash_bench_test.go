@@ -29,8 +29,8 @@ func BenchmarkHasherVerify(b *testing.B) {
 // an unknown login ID through Service.Login: their ns/op should match,
 // since both spend one bcrypt verification.
 func BenchmarkLoginWrongVsUnknown(b *testing.B) {
-	s := newService(b, 10)
-	mkUser(b, s, "known@example.com", "right-Passw0rd")
+	s := newAuthService(b, 10)
+	mkAuthUser(b, s, "known@example.com", "right-Passw0rd")
 	p := s.Policy()
 	p.LockoutThreshold = 0
 	if err := s.SavePolicy(b.Context(), account.SystemActor, p); err != nil {

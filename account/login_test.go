@@ -13,7 +13,7 @@ import (
 	"latchkey/store"
 )
 
-func newService(t testing.TB, cost int) *account.Service {
+func newAuthService(t testing.TB, cost int) *account.Service {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
@@ -28,7 +28,7 @@ func newService(t testing.TB, cost int) *account.Service {
 	return s
 }
 
-func mkUser(t testing.TB, s *account.Service, email, pw string) *account.User {
+func mkAuthUser(t testing.TB, s *account.Service, email, pw string) *account.User {
 	t.Helper()
 	u, err := s.CreateUser(context.Background(), account.Actor{Kind: "admin"},
 		account.CreateUserInput{LoginIDKey: account.KindEmail, LoginIDValue: email, Password: &pw})
@@ -42,8 +42,8 @@ func mkUser(t testing.TB, s *account.Service, email, pw string) *account.User {
 // get at most LockoutThreshold real tries; the rest are refused as locked
 // before any hashing.
 func TestLoginLockoutRace(t *testing.T) {
-	s := newService(t, 10)
-	u := mkUser(t, s, "race@example.com", "right-Passw0rd")
+	s := newAuthService(t, 10)
+	u := mkAuthUser(t, s, "race@example.com", "right-Passw0rd")
 	threshold := s.Policy().LockoutThreshold // default 10
 	var wg sync.WaitGroup
 	var mu sync.Mutex

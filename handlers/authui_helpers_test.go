@@ -20,40 +20,40 @@ import (
 	"latchkey/store"
 )
 
-// fakeClock is the account service's clock in Auth UI tests.
-type fakeClock struct {
+// authClock is the account service's clock in Auth UI tests.
+type authClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
+func (c *authClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *authClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
 }
 
-// recMailer records forgot-password and password mail instead of sending
+// authMailer records forgot-password and password mail instead of sending
 // it (until the mail package is merged), inside the same transaction as
 // the real outbox would.
-type recMailer struct {
+type authMailer struct {
 	mu     sync.Mutex
 	forgot []account.ForgotPasswordMail
 	pw     []account.PasswordMail
 }
 
-func (m *recMailer) QueuePassword(_ context.Context, tx *store.Tx, pm account.PasswordMail) error {
+func (m *authMailer) QueuePassword(_ context.Context, tx *store.Tx, pm account.PasswordMail) error {
 	tx.AfterCommit(func() { m.mu.Lock(); m.pw = append(m.pw, pm); m.mu.Unlock() })
 	return nil
 }
 
-func (m *recMailer) QueueForgotPassword(_ context.Context, tx *store.Tx, fm account.ForgotPasswordMail) error {
+func (m *authMailer) QueueForgotPassword(_ context.Context, tx *store.Tx, fm account.ForgotPasswordMail) error {
 	tx.AfterCommit(func() { m.mu.Lock(); m.forgot = append(m.forgot, fm); m.mu.Unlock() })
 	return nil
 }
 
-func (m *recMailer) forgotCount() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.forgot) }
-func (m *recMailer) lastForgot(t *testing.T) account.ForgotPasswordMail {
+func (m *authMailer) forgotCount() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.forgot) }
+func (m *authMailer) lastForgot(t *testing.T) account.ForgotPasswordMail {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -63,33 +63,33 @@ func (m *recMailer) lastForgot(t *testing.T) account.ForgotPasswordMail {
 	return m.forgot[len(m.forgot)-1]
 }
 
-// recEvents records events committed with their transaction.
-type recEvents struct {
+// authEvents records events committed with their transaction.
+type authEvents struct {
 	mu     sync.Mutex
-	events []recEvent
+	events []authEvent
 }
 
-type recEvent struct {
+type authEvent struct {
 	Actor account.Actor
 	account.Event
 	JSON string
 }
 
-func (r *recEvents) Record(_ context.Context, tx *store.Tx, actor account.Actor, ev account.Event) error {
+func (r *authEvents) Record(_ context.Context, tx *store.Tx, actor account.Actor, ev account.Event) error {
 	b, err := json.Marshal(ev.Payload)
 	if err != nil {
 		return err
 	}
-	tx.AfterCommit(func() { r.mu.Lock(); r.events = append(r.events, recEvent{actor, ev, string(b)}); r.mu.Unlock() })
+	tx.AfterCommit(func() { r.mu.Lock(); r.events = append(r.events, authEvent{actor, ev, string(b)}); r.mu.Unlock() })
 	return nil
 }
 
-func (r *recEvents) Blocking(context.Context, account.Actor, account.Event) error { return nil }
+func (r *authEvents) Blocking(context.Context, account.Actor, account.Event) error { return nil }
 
-func (r *recEvents) ofType(typ string) []recEvent {
+func (r *authEvents) ofType(typ string) []authEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []recEvent
+	var out []authEvent
 	for _, e := range r.events {
 		if e.Type == typ {
 			out = append(out, e)
@@ -101,9 +101,9 @@ func (r *recEvents) ofType(typ string) []recEvent {
 // authApp is a testApp with a fake clock, a recording mailer and events.
 type authApp struct {
 	*testApp
-	clock  *fakeClock
-	mailer *recMailer
-	events *recEvents
+	clock  *authClock
+	mailer *authMailer
+	events *authEvents
 }
 
 // newAuthApp starts the real router like newTestApp, with the clock,
@@ -122,12 +122,12 @@ func newAuthAppCost(t *testing.T, cost int, policy func(*account.Policy)) *authA
 	}
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, ev := &recMailer{}, &recEvents{}
+	m, ev := &authMailer{}, &authEvents{}
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: cost}, m, ev, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := &authClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	acct.Now = clock.Now
 	if _, err := acct.BootstrapAdmin(ctx, testAdminEmail, testAdminPassword); err != nil {
 		t.Fatal(err)

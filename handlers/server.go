@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/handlers/adminapi"
 	"latchkey/mail"
 	"latchkey/store"
 	"latchkey/views"
@@ -50,6 +51,11 @@ type Server struct {
 	userPanels []userPanel
 	// authui holds the end-user pages' rate limiters (authui.go).
 	authui *authUI
+
+	// adminAPI serves the GraphQL Admin API; apiAuthFailures limits failed
+	// API key authentications per IP.
+	adminAPI        *adminapi.API
+	apiAuthFailures *Limiter
 }
 
 // New builds the Echo router with every route.
