@@ -166,9 +166,13 @@ func acceptLanguages(h string) []string {
 	return out
 }
 
-// safeNext keeps only same-origin paths for post-sign-in redirects.
+// safeNext keeps only same-origin paths for post-sign-in redirects. It
+// refuses control characters and backslashes as well as "//": browsers
+// drop tabs and newlines from URLs and read "\" as "/", so "/\t/evil"
+// and "/\\evil" would both lead off-site.
 func safeNext(next, fallback string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.IndexFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) >= 0 {
 		return fallback
 	}
 	return next
