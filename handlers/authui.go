@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"net/url"
@@ -174,11 +175,7 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 		return render(c, status, views.AuthLogin(s.authLayout(c, "Sign in"), f))
 	}
 	ip := c.RealIP()
-	acctKey := strings.ToLower(strings.TrimSpace(f.LoginID))
-	if id, err := account.ParseAnyLoginID(f.LoginID, s.acct.PhoneRegion()); err == nil {
-		acctKey = id.Norm
-	}
-	acctKey += "\x00" + ip
+	acctKey := loginLimitKey(f.LoginID, ip, s.acct.PhoneRegion())
 	if ok, wait := s.authui.loginIP.Allow(ip); !ok {
 		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
 		return fail(http.StatusTooManyRequests, "Too many sign-in attempts from your network. Wait a minute and try again.", false)
@@ -422,4 +419,17 @@ func (s *Server) authPasswordCheck(c echo.Context) error {
 		return c.JSON(http.StatusTooManyRequests, map[string]string{"error": "Too many requests."})
 	}
 	return c.JSON(http.StatusOK, passwordCheckResult(s.acct.Policy(), c.FormValue("password")))
+}
+
+// loginLimitKey is the per-account-and-IP limiter key of a sign-in: the
+// normalised login ID (or the raw one when it does not parse) and the IP,
+// hashed, because the raw login ID may be megabytes long and limiter keys
+// stay in memory for minutes.
+func loginLimitKey(loginID, ip, region string) string {
+	key := strings.ToLower(strings.TrimSpace(loginID))
+	if id, err := account.ParseAnyLoginID(loginID, region); err == nil {
+		key = id.Norm
+	}
+	sum := sha256.Sum256([]byte(key + "\x00" + ip))
+	return string(sum[:])
 }
