@@ -166,10 +166,12 @@ func (s *Service) ResetPasswordWithCode(ctx context.Context, actor Actor, loginI
 	if r.UsedAt != nil || !s.Now().Before(r.CodeExpiresAt) || r.CodeFailures >= maxCodeFailures {
 		return resetInvalid(false)
 	}
+	if ok, err := s.store.ReserveResetCodeAttempt(ctx, r.ID, maxCodeFailures); err != nil {
+		return err
+	} else if !ok {
+		return resetInvalid(false)
+	}
 	if !equalSecret(hashCode(r.UserID, code), r.CodeHash) {
-		if _, err := s.store.CountResetCodeFailure(ctx, r.ID); err != nil {
-			return err
-		}
 		return resetInvalid(false)
 	}
 	return s.finishReset(ctx, actor, r, false, in)

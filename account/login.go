@@ -190,13 +190,16 @@ func (s *Service) authenticated(ctx context.Context, tx *store.Tx, actor Actor, 
 }
 
 // TemporaryPasswordLapsed reports whether u's password is a temporary one
-// (set by an admin with "Ask user to change password on login") older
-// than the policy's TemporaryExpiryDays, so it no longer signs in.
+// (set by an admin, who asked the user to change it at login) whose change
+// has been due for the policy's TemporaryExpiryDays, so it no longer signs
+// in. The days count from expire_after, the moment the change was asked
+// for: an old admin-set password that an admin only now flags gets the
+// full grace period instead of lapsing on the spot.
 func (s *Service) TemporaryPasswordLapsed(u *User, now time.Time) bool {
 	days := s.Policy().TemporaryExpiryDays
 	p := u.Password
 	return days > 0 && p != nil && p.SetByAdmin && p.ExpireAfter != nil &&
-		!now.Before(p.CreatedAt.Add(time.Duration(days)*24*time.Hour))
+		!now.Before(p.ExpireAfter.Add(time.Duration(days)*24*time.Hour))
 }
 
 // MustChangePassword reports whether u must choose a new password before

@@ -14,9 +14,10 @@ import (
 
 // recordingMailer keeps what CreateUser queued, inside the transaction.
 type recordingMailer struct {
-	mu   sync.Mutex
-	sent []PasswordMail
-	fail error
+	mu     sync.Mutex
+	sent   []PasswordMail
+	forgot []ForgotPasswordMail
+	fail   error
 }
 
 func (m *recordingMailer) QueuePassword(_ context.Context, _ *store.Tx, pm PasswordMail) error {
@@ -29,7 +30,10 @@ func (m *recordingMailer) QueuePassword(_ context.Context, _ *store.Tx, pm Passw
 	return nil
 }
 
-func (m *recordingMailer) QueueForgotPassword(context.Context, *store.Tx, ForgotPasswordMail) error {
+func (m *recordingMailer) QueueForgotPassword(_ context.Context, _ *store.Tx, fm ForgotPasswordMail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.forgot = append(m.forgot, fm)
 	return nil
 }
 

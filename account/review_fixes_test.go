@@ -1,0 +1,81 @@
+package account
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestRequireChangeOnOldAdminPasswordDoesNotLapseAtOnce: an admin-set
+// password the user kept for a month, then flagged by "Require password
+// change", leads to the change step, not to "temporary password expired".
+// The grace period counts from when the change was asked for.
+func TestRequireChangeOnOldAdminPasswordDoesNotLapseAtOnce(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	u, err := s.CreateUser(ctx, admin, CreateUserInput{LoginIDKey: KindUsername, LoginIDValue: "phoneless", Password: ptr("kept-Passw0rd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30 * 24 * time.Hour)
+	if _, err := s.SetPasswordExpired(ctx, admin, u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Login(ctx, Actor{IP: "127.0.0.1"}, LoginInput{LoginID: "phoneless", Password: "kept-Passw0rd"})
+	if err != nil {
+		t.Fatalf("sign-in right after the flag: %v", err)
+	}
+	if !res.Restricted {
+		t.Fatal("the flagged password signed in without the change step")
+	}
+	// Past the policy's days (7) from the flag, it lapses.
+	now = now.Add(8 * 24 * time.Hour)
+	_, err = s.Login(ctx, Actor{IP: "127.0.0.1"}, LoginInput{LoginID: "phoneless", Password: "kept-Passw0rd"})
+	if e, ok := AsError(err); !ok || e.Reason != ReasonTemporaryPasswordExpired {
+		t.Fatalf("8 days after the flag: %v, want %s", err, ReasonTemporaryPasswordExpired)
+	}
+}
+
+// TestParallelWrongCodesGetAtMostMaxTries: 50 parallel wrong codes take
+// exactly maxCodeFailures attempts, and then even the right code is refused.
+func TestParallelWrongCodesGetAtMostMaxTries(t *testing.T) {
+	s, m := newTestService(t)
+	ctx := context.Background()
+	if _, err := s.CreateUser(ctx, admin, CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "codes@example.com", Password: ptr("first-Passw0rd")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgotPassword(ctx, Actor{IP: "127.0.0.1"}, "codes@example.com", "http://localhost/reset"); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.forgot) != 1 {
+		t.Fatalf("forgot mails = %d", len(m.forgot))
+	}
+	code := m.forgot[0].Code
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	in := ChangePasswordInput{New: "second-Passw0rd", Confirm: "second-Passw0rd"}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.ResetPasswordWithCode(ctx, Actor{IP: "127.0.0.1"}, "codes@example.com", wrong, in)
+		}()
+	}
+	wg.Wait()
+	var attempts int
+	if err := s.Store().DB().QueryRow(`SELECT code_failures FROM password_resets`).Scan(&attempts); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != maxCodeFailures {
+		t.Fatalf("%d attempts counted, want exactly %d", attempts, maxCodeFailures)
+	}
+	if err := s.ResetPasswordWithCode(ctx, Actor{IP: "127.0.0.1"}, "codes@example.com", code, in); err == nil {
+		t.Fatal("the right code worked after the attempts ran out")
+	}
+}
