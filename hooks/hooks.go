@@ -397,7 +397,9 @@ func checkURL(raw string) string {
 }
 
 // Webhooks lists every webhook.
-func (s *Service) Webhooks(ctx context.Context) ([]store.Webhook, error) { return s.store.ListWebhooks(ctx) }
+func (s *Service) Webhooks(ctx context.Context) ([]store.Webhook, error) {
+	return s.store.ListWebhooks(ctx)
+}
 
 // Webhook finds one webhook.
 func (s *Service) Webhook(ctx context.Context, id string) (*store.Webhook, error) {
