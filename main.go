@@ -21,6 +21,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/handlers"
+	"latchkey/hooks"
 	"latchkey/store"
 )
 
@@ -127,6 +128,18 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 
+	// Events: the event log, webhook delivery (a worker that stops before
+	// the store closes) and blocking hooks.
+	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
+	if err != nil {
+		return err
+	}
+	acct.SetEvents(hk)
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	hooksDone := make(chan struct{})
+	go func() { hk.Run(hooksCtx); close(hooksDone) }()
+	defer func() { stopHooks(); <-hooksDone }()
+
 	e := handlers.New(handlers.Config{
 		AppName:    cfg.AppName,
 		PublicURL:  cfg.PublicURL,
@@ -134,6 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		DevMailbox: cfg.SMTPURL == "",
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
+		Hooks:      hk,
 	}, acct)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/hooks"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
 	TrustProxy bool
 	Log        *slog.Logger
+	// Hooks is the event log and webhook service; nil leaves the audit
+	// log and webhook pages out.
+	Hooks *hooks.Service
 }
 
 // Server holds what handlers share.
@@ -44,6 +48,7 @@ type Server struct {
 	portalLoginLimit *Limiter
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
+	hooks      *hooks.Service
 }
 
 // New builds the Echo router with every route.
@@ -61,6 +66,7 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		log:              cfg.Log,
 		secure:           strings.HasPrefix(cfg.PublicURL, "https://"),
 		portalLoginLimit: NewLimiter(10, minute),
+		hooks:            cfg.Hooks,
 	}
 	s.sessions = sessions.NewCookieStore(
 		account.DeriveKey(cfg.SessionKey, "session-hash"),

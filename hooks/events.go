@@ -32,6 +32,7 @@ const (
 	EmailFailed          = "email.failed"
 	AuthPasswordFailed   = "authentication.password.failed"
 	PasswordPolicyUpdate = "password_policy.updated"
+	AdminCreated         = "admin.created"
 	WebhookCreated       = "webhook.created"
 	WebhookUpdated       = "webhook.updated"
 	WebhookDeleted       = "webhook.deleted"
@@ -58,7 +59,7 @@ type TypeInfo struct {
 //     outbox, not a change to an account;
 //   - authentication.password.failed: a stranger can cause it at will, so
 //     sending it out would let anyone drive webhook traffic;
-//   - password_policy.updated and webhook.*: portal configuration changes.
+//   - password_policy.updated, admin.* and webhook.*: portal configuration.
 //
 // A type not listed here (a later feature's) is sent to "all events" hooks
 // unless it matches the audit-only rules in AuditOnly.
@@ -79,6 +80,7 @@ var Types = []TypeInfo{
 	{Type: EmailFailed, Description: "An email could not be sent", AuditOnly: true},
 	{Type: AuthPasswordFailed, Description: "A sign-in failed on a wrong password", AuditOnly: true},
 	{Type: PasswordPolicyUpdate, Description: "The password policy was changed", AuditOnly: true},
+	{Type: AdminCreated, Description: "A portal admin was created", AuditOnly: true},
 	{Type: WebhookCreated, Description: "A webhook was added", AuditOnly: true},
 	{Type: WebhookUpdated, Description: "A webhook was enabled or disabled", AuditOnly: true},
 	{Type: WebhookDeleted, Description: "A webhook was deleted", AuditOnly: true},
@@ -93,7 +95,7 @@ func AuditOnly(t string) bool {
 			return ti.AuditOnly
 		}
 	}
-	for _, p := range []string{"admin_api.", "email.", "webhook.", "authentication."} {
+	for _, p := range []string{"admin_api.", "admin.", "email.", "webhook.", "authentication."} {
 		if strings.HasPrefix(t, p) {
 			return true
 		}
