@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// e2eApp is Latchkey started through run(), as `go run .` would, on a free
+// loopback port with a fresh SQLite file.
+type e2eApp struct {
+	URL  string
+	DB   string
+	stop func()
+}
+
+const (
+	e2eAdminEmail    = "admin@example.com"
+	e2eAdminPassword = "e2e-admin-Passw0rd"
+)
+
+// startApp runs Latchkey with the given environment on top of test
+// defaults (an admin from the environment, bcrypt cost 4, a temp DB).
+func startApp(t testing.TB, env map[string]string) *e2eApp {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	vars := map[string]string{
+		"LATCHKEY_ADDR":           addr,
+		"LATCHKEY_DB":             filepath.Join(dir, "latchkey.db"),
+		"LATCHKEY_PUBLIC_URL":     "http://" + addr,
+		"LATCHKEY_ADMIN_EMAIL":    e2eAdminEmail,
+		"LATCHKEY_ADMIN_PASSWORD": e2eAdminPassword,
+		"LATCHKEY_BCRYPT_COST":    "4",
+		"LATCHKEY_LOG_LEVEL":      "warn",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }) }()
+	app := &e2eApp{URL: "http://" + vars["LATCHKEY_ADDR"], DB: vars["LATCHKEY_DB"]}
+	stopped := false
+	app.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("run did not stop within 20s")
+		}
+	}
+	t.Cleanup(app.stop)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := http.Get(app.URL + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return app
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("app exited early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app not healthy at %s: %v", app.URL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// findBrowser returns the Chromium binary, or "" when there is none.
+func findBrowser() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// newBrowser starts headless Chromium for one test. Without a browser the
+// test is skipped with a loud message, unless LATCHKEY_E2E=1, where a
+// missing browser is a failure.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := findBrowser()
+	if path == "" {
+		if os.Getenv("LATCHKEY_E2E") == "1" {
+			t.Fatal("LATCHKEY_E2E=1 but no Chromium found (install the Debian package chromium)")
+		}
+		msg := "!!! SKIPPING BROWSER TEST: no Chromium on PATH. Install it (apt-get install chromium) or set LATCHKEY_E2E=1 to make this a failure !!!"
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { tcancel(); cancel(); acancel() })
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// portalSignIn signs the e2e admin in through the portal's form.
+func portalSignIn(app *e2eApp) chromedp.Tasks {
+	return chromedp.Tasks{
+		chromedp.Navigate(app.URL + "/portal/users"),
+		chromedp.WaitVisible(`#email`, chromedp.ByQuery),
+		chromedp.SendKeys(`#email`, e2eAdminEmail, chromedp.ByQuery),
+		chromedp.SendKeys(`#password`, e2eAdminPassword, chromedp.ByQuery),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//h1[text()="Users"]`),
+	}
+}
+
+// textOf reads an element's visible text.
+func textOf(ctx context.Context, t *testing.T, sel string) string {
+	t.Helper()
+	var s string
+	if err := chromedp.Run(ctx, chromedp.Text(sel, &s, chromedp.ByQuery)); err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}

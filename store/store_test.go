@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openTest(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestMigrationsRecordedAndIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		var n int
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version = '0001_init'`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("0001_init recorded %d times (%v)", n, err)
+		}
+		var fk int
+		if err := s.db.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+			t.Fatalf("foreign keys = %d (%v)", fk, err)
+		}
+		s.Close()
+	}
+}
+
+func TestTxRollbackAndAfterCommit(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	ran := 0
+	boom := errors.New("boom")
+	err := s.InTx(ctx, func(tx *Tx) error {
+		tx.AfterCommit(func() { ran++ })
+		if err := tx.InsertUser(ctx, &User{ID: "u1", CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || ran != 0 {
+		t.Fatalf("err = %v, after-commit ran %d times", err, ran)
+	}
+	if _, err := s.UserByID(ctx, "u1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rolled-back user exists: %v", err)
+	}
+	err = s.InTx(ctx, func(tx *Tx) error {
+		tx.AfterCommit(func() { ran++ })
+		return tx.InsertUser(ctx, &User{ID: "u1", CreatedAt: time.Now(), UpdatedAt: time.Now()})
+	})
+	if err != nil || ran != 1 {
+		t.Fatalf("err = %v, after-commit ran %d times", err, ran)
+	}
+}
+
+func TestIdentityConflictIsErrConflict(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Now()
+	for _, id := range []string{"a", "b"} {
+		if err := s.InsertUser(ctx, &User{ID: id, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.InsertIdentity(ctx, Identity{ID: "i1", UserID: "a", Kind: "email", Value: "A@x.io", ValueNorm: "a@x.io", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.InsertIdentity(ctx, Identity{ID: "i2", UserID: "b", Kind: "email", Value: "a@X.io", ValueNorm: "a@x.io", CreatedAt: now})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("err = %v, want ErrConflict", err)
+	}
+}
+
+func TestPrefixUpperBound(t *testing.T) {
+	for in, want := range map[string]string{"abc": "abd", "a\xff": "b", "": "\xff\xff\xff\xff"} {
+		if got := prefixUpperBound(in); got != want {
+			t.Errorf("prefixUpperBound(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
