@@ -117,11 +117,18 @@ func newBrowser(t *testing.T) context.Context {
 		fmt.Fprintln(os.Stderr, msg)
 		t.Skip(msg)
 	}
+	// Not t.TempDir(): Chromium's helper processes can still be writing
+	// to the profile for a moment after the browser exits, which made
+	// TempDir's cleanup fail the test. Removed with retries below.
+	profile, err := os.MkdirTemp("", "latchkey-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -132,7 +139,14 @@ func newBrowser(t *testing.T) context.Context {
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { tcancel(); cancel(); acancel() })
+	t.Cleanup(func() {
+		tcancel()
+		cancel()
+		acancel()
+		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
