@@ -87,13 +87,17 @@ func (t *Tx) ListEvents(ctx context.Context, p ListEventsParams) ([]Event, error
 		where = append(where, "user_id = ?")
 		args = append(args, p.UserID)
 	}
+	// Dates: seq follows created_at (both grow inside serialised write
+	// transactions), so each bound is also turned into a seq bound found
+	// through the created_at index; the created_at conditions stay for
+	// exactness if the clock ever stepped back.
 	if !p.From.IsZero() {
-		where = append(where, "created_at >= ?")
-		args = append(args, ms(p.From))
+		where = append(where, "created_at >= ?", "seq >= COALESCE((SELECT seq FROM events WHERE created_at >= ? ORDER BY created_at, seq LIMIT 1), 1<<62)")
+		args = append(args, ms(p.From), ms(p.From))
 	}
 	if !p.To.IsZero() {
-		where = append(where, "created_at < ?")
-		args = append(args, ms(p.To))
+		where = append(where, "created_at < ?", "seq < COALESCE((SELECT seq FROM events WHERE created_at >= ? ORDER BY created_at, seq LIMIT 1), 1<<62)")
+		args = append(args, ms(p.To), ms(p.To))
 	}
 	args = append(args, p.Limit)
 	rows, err := t.q.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq DESC LIMIT ?`, args...)

@@ -15,6 +15,8 @@ CREATE TABLE events (
 );
 CREATE INDEX events_type ON events(type, seq);
 CREATE INDEX events_user ON events(user_id, seq);
+-- Date filters find their seq bounds through this index (seq follows time).
+CREATE INDEX events_created ON events(created_at);
 
 -- kind: 'non_blocking' hooks get events from the delivery queue;
 -- 'blocking' hooks are called before the change (user.pre_create).
