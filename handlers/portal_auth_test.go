@@ -2,16 +2,10 @@ package handlers
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"latchkey/account"
-	"latchkey/store"
 )
 
 func TestSignedOutAdminIsSentToLogin(t *testing.T) {
@@ -127,23 +121,11 @@ func TestCSRFRequired(t *testing.T) {
 // newSetupApp is an app with no admin yet, as after a first `go run .`.
 func newSetupApp(t *testing.T) (*testApp, string) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "setup.db"))
+	a := startTestApp(t, false)
+	token, err := a.acct.NewSetupToken(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := acct.NewSetupToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := newTestApp(t)
-	a.acct, a.store = acct, st
-	a.srv.Config.Handler = New(Config{PublicURL: "http://localhost", SessionKey: []byte("0123456789abcdef0123456789abcdef")}, acct)
 	return a, token
 }
 

@@ -38,6 +38,12 @@ const (
 // change the handler config before the router is built.
 func newTestApp(t *testing.T, configure ...func(*Config)) *testApp {
 	t.Helper()
+	return startTestApp(t, true, configure...)
+}
+
+// startTestApp starts the app, with the test admin when withAdmin is set.
+func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *testApp {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
@@ -49,8 +55,10 @@ func newTestApp(t *testing.T, configure ...func(*Config)) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := acct.BootstrapAdmin(ctx, testAdminEmail, testAdminPassword); err != nil {
-		t.Fatal(err)
+	if withAdmin {
+		if _, err := acct.BootstrapAdmin(ctx, testAdminEmail, testAdminPassword); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg := Config{PublicURL: "http://localhost", SessionKey: []byte("0123456789abcdef0123456789abcdef"), Log: log}
 	for _, f := range configure {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -88,5 +89,29 @@ func TestPrefixUpperBound(t *testing.T) {
 		if got := prefixUpperBound(in); got != want {
 			t.Errorf("prefixUpperBound(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestOpenPathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	a, err := Open(ctx, filepath.Join(dir, "a#1?x%41.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.PutSetting(ctx, "k", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, filepath.Join(dir, "a#2.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Setting(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("two paths differing after '#' share one database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a#1?x%41.db")); err != nil {
+		t.Fatalf("database not at the path given: %v", err)
 	}
 }
