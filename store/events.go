@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 )
@@ -19,8 +21,20 @@ type Event struct {
 	Context   json.RawMessage
 }
 
-// InsertEvent appends an event and fills in e.Seq.
+// InsertEvent appends an event and fills in e.Seq. Event times never go
+// back: if the clock stepped back, the event takes its predecessor's time
+// (e.CreatedAt is updated), so seq order is also time order, which the
+// audit log's date filters rely on. Writes are serialised, so inside a
+// transaction this is exact.
 func (t *Tx) InsertEvent(ctx context.Context, e *Event) error {
+	var last int64
+	err := t.q.QueryRowContext(ctx, `SELECT created_at FROM events ORDER BY seq DESC LIMIT 1`).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return mapErr("insert event", err)
+	}
+	if ms(e.CreatedAt) < last {
+		e.CreatedAt = fromMS(last)
+	}
 	var user any
 	if e.UserID != "" {
 		user = e.UserID
@@ -75,8 +89,8 @@ func (t *Tx) ListEvents(ctx context.Context, p ListEventsParams) ([]Event, error
 	if p.Before > 0 {
 		before = p.Before
 	}
-	where := []string{"seq < ?"}
-	args := []any{before}
+	var where []string
+	var args []any
 	if len(p.Types) > 0 {
 		where = append(where, "type IN (?"+strings.Repeat(", ?", len(p.Types)-1)+")")
 		for _, ty := range p.Types {
@@ -87,19 +101,32 @@ func (t *Tx) ListEvents(ctx context.Context, p ListEventsParams) ([]Event, error
 		where = append(where, "user_id = ?")
 		args = append(args, p.UserID)
 	}
-	// Dates: seq follows created_at (both grow inside serialised write
-	// transactions), so each bound is also turned into a seq bound found
-	// through the created_at index; the created_at conditions stay for
-	// exactness if the clock ever stepped back.
+	// Dates: seq order is created_at order (InsertEvent keeps it so), so
+	// each date bound becomes a seq bound, found through the created_at
+	// index, and the page is a plain range scan down seq.
 	if !p.From.IsZero() {
-		where = append(where, "created_at >= ?", "seq >= COALESCE((SELECT seq FROM events WHERE created_at >= ? ORDER BY created_at, seq LIMIT 1), 1<<62)")
-		args = append(args, ms(p.From), ms(p.From))
+		lo, ok, err := t.firstSeqAt(ctx, p.From)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, nil // nothing at or after From
+		}
+		where = append(where, "seq >= ?")
+		args = append(args, lo)
 	}
 	if !p.To.IsZero() {
-		where = append(where, "created_at < ?", "seq < COALESCE((SELECT seq FROM events WHERE created_at >= ? ORDER BY created_at, seq LIMIT 1), 1<<62)")
-		args = append(args, ms(p.To), ms(p.To))
+		hi, ok, err := t.firstSeqAt(ctx, p.To)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			before = min(before, hi)
+		}
 	}
-	args = append(args, p.Limit)
+	// One upper bound only: with two, SQLite may range-scan on the looser one.
+	where = append(where, "seq < ?")
+	args = append(args, before, p.Limit)
 	rows, err := t.q.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY seq DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, mapErr("list events", err)
@@ -114,6 +141,19 @@ func (t *Tx) ListEvents(ctx context.Context, p ListEventsParams) ([]Event, error
 		out = append(out, *e)
 	}
 	return out, mapErr("list events", rows.Err())
+}
+
+// firstSeqAt finds the first event at or after at.
+func (t *Tx) firstSeqAt(ctx context.Context, at time.Time) (int64, bool, error) {
+	var seq int64
+	err := t.q.QueryRowContext(ctx, `SELECT seq FROM events WHERE created_at >= ? ORDER BY created_at, seq LIMIT 1`, ms(at)).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, mapErr("list events", err)
+	}
+	return seq, true, nil
 }
 
 // nullString stores "" as NULL.
