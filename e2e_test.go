@@ -117,18 +117,11 @@ func newBrowser(t *testing.T) context.Context {
 		fmt.Fprintln(os.Stderr, msg)
 		t.Skip(msg)
 	}
-	// Not t.TempDir(): Chromium's helper processes can still be writing
-	// to the profile for a moment after the browser exits, which made
-	// TempDir's cleanup fail the test. Removed with retries below.
-	profile, err := os.MkdirTemp("", "latchkey-e2e-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(profile),
+		chromedp.UserDataDir(browserDataDir(t)),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -139,18 +132,32 @@ func newBrowser(t *testing.T) context.Context {
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		tcancel()
-		cancel()
-		acancel()
-		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	t.Cleanup(func() { tcancel(); cancel(); acancel() })
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	return ctx
+}
+
+// browserDataDir is Chromium's profile directory. Chromium's helper
+// processes may still write to it for a moment after the browser is
+// closed, which makes t.TempDir's cleanup fail ("directory not empty"), so
+// it is removed with a few retries instead.
+func browserDataDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "latchkey-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50; i++ {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("could not remove Chromium profile %s: %v", dir, err)
+	})
+	return dir
 }
 
 // portalSignIn signs the e2e admin in through the portal's form.

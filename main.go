@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -22,6 +24,7 @@ import (
 	"latchkey/account"
 	"latchkey/handlers"
 	"latchkey/hooks"
+	"latchkey/mail"
 	"latchkey/store"
 )
 
@@ -94,6 +97,14 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if c.SecretKey != "" && len(c.SecretKey) < 32 {
 		return c, fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
 	}
+	if c.SMTPURL != "" {
+		if _, err := mail.ParseSMTPURL(c.SMTPURL); err != nil {
+			return c, err
+		}
+	}
+	if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
+		return c, fmt.Errorf("LATCHKEY_MAIL_FROM must be an email address, like Acme <no-reply@example.com>")
+	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, fmt.Errorf("set both LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD, or neither")
 	}
@@ -124,10 +135,6 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
-		return err
-	}
-
 	// Events: the event log, webhook delivery (a worker that stops before
 	// the store closes) and blocking hooks.
 	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
@@ -140,11 +147,23 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	go func() { hk.Run(hooksCtx); close(hooksDone) }()
 	defer func() { stopHooks(); <-hooksDone }()
 
+	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
+		return err
+	}
+
+	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)
+	if err != nil {
+		return err
+	}
+	defer closeMail()
+	acct.SetMailer(outbox)
+
 	e := handlers.New(handlers.Config{
 		AppName:    cfg.AppName,
 		PublicURL:  cfg.PublicURL,
 		SessionKey: secret,
 		DevMailbox: cfg.SMTPURL == "",
+		Mail:       outbox,
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
 		Hooks:      hk,
@@ -172,6 +191,48 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	return nil
+}
+
+// startMail builds the email outbox over SMTP (or the dev mailbox when
+// LATCHKEY_SMTP_URL is empty) and starts its worker. The returned func
+// stops the worker, letting messages being sent finish; queued ones wait
+// for the next start.
+func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, events account.Events, log *slog.Logger) (*mail.Outbox, func(), error) {
+	var sender mail.Sender
+	var smtpSender *mail.SMTPSender
+	if cfg.SMTPURL == "" {
+		sender = mail.NewDevMailbox(0)
+		log.Warn("email is not configured (LATCHKEY_SMTP_URL): messages go to the dev mailbox at /portal/mail")
+	} else {
+		sc, err := mail.ParseSMTPURL(cfg.SMTPURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
+			sc.HelloName = u.Hostname()
+		}
+		smtpSender = mail.NewSMTPSender(sc)
+		sender = smtpSender
+	}
+	outbox, err := mail.New(st, sender, mail.Config{AppName: cfg.AppName, PublicURL: cfg.PublicURL, From: cfg.MailFrom,
+		Secret: secret, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	outbox.SetEvents(events) // email.sent / email.failed; before Start
+	if err := outbox.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	return outbox, func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+		defer cancel()
+		if err := outbox.Stop(stopCtx); err != nil {
+			log.Error("mail: stop worker", "err", err)
+		}
+		if smtpSender != nil {
+			_ = smtpSender.Close()
+		}
+	}, nil
 }
 
 // serverSecret returns the secret that session and encryption keys derive

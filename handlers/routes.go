@@ -38,6 +38,7 @@ func (s *Server) routes(e *echo.Echo) {
 	a.POST("/password/check", s.passwordCheck)
 	a.POST("/password/generate", s.passwordGenerate)
 	s.eventsRoutes(a)
+	s.mailRoutes(a)
 }
 
 func (s *Server) healthz(c echo.Context) error {

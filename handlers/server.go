@@ -16,6 +16,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/hooks"
+	"latchkey/mail"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	// Hooks is the event log and webhook service; nil leaves the audit
 	// log and webhook pages out.
 	Hooks *hooks.Service
+	// Mail is the email outbox (user page delivery status, /portal/mail);
+	// nil when mail is not wired in.
+	Mail *mail.Outbox
 }
 
 // Server holds what handlers share.

@@ -60,6 +60,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Set("_busy_timeout", "10000")
 	q.Set("_txlock", "immediate")
 	q.Set("_synchronous", "NORMAL")
+	// Deleted and overwritten content is zeroed, so a wiped outbox secret
+	// leaves no bytes behind in the database file.
+	q.Set("_secure_delete", "on")
 	// The path is a URI here: escape what SQLite would read as a query,
 	// a fragment or an escape ("#" appears in Go subtest directories).
 	escaped := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)

@@ -203,7 +203,8 @@ type ListUsersParams struct {
 
 const summaryCols = `u.seq, u.id, u.created_at, u.updated_at, u.last_login_at, u.is_disabled, COALESCE(u.disable_reason, ''),
 	p.expire_after, p.user_id IS NOT NULL,
-	(SELECT group_concat(value, char(10)) FROM (SELECT value FROM identities WHERE user_id = u.id ORDER BY created_at, id))`
+	(SELECT group_concat(value, char(10)) FROM (SELECT value FROM identities WHERE user_id = u.id ORDER BY created_at, id)),
+	` + emailFailedCol
 
 // ListUsers returns one page of users by keyset pagination, so every page
 // costs the same at a million users.
@@ -246,7 +247,7 @@ func (t *Tx) ListUsers(ctx context.Context, p ListUsersParams) ([]UserSummary, e
 		var ids sql.NullString
 		var norm string
 		if err := rows.Scan(&s.Seq, &s.ID, &created, &updated, &last, &s.IsDisabled, &s.DisableReason,
-			&exp, &s.HasPassword, &ids, &norm); err != nil {
+			&exp, &s.HasPassword, &ids, &s.EmailFailed, &norm); err != nil {
 			return nil, mapErr("list users", err)
 		}
 		s.CreatedAt, s.UpdatedAt, s.LastLoginAt, s.ExpireAfter = fromMS(created), fromMS(updated), timePtr(last), timePtr(exp)

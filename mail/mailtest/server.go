@@ -4,14 +4,23 @@ package mailtest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"math/big"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/jordan-wright/email"
 )
@@ -40,6 +49,15 @@ type Server struct {
 	// tempFails answers this many DATA commands with a 451 first.
 	tempFails int
 	conns     int
+	seen      map[string]bool
+
+	// tlsCfg, when set, offers STARTTLS, or with implicit wraps the
+	// whole connection in TLS.
+	tlsCfg   *tls.Config
+	implicit bool
+	roots    *x509.CertPool
+	// user and pass, when set, are required through AUTH PLAIN.
+	user, pass string
 }
 
 // Start starts a server on a free loopback port; it stops when the test ends.
@@ -53,6 +71,55 @@ func Start(t testing.TB) *Server {
 	s.serve(ln)
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// StartTLS starts a server with a fresh self-signed certificate for
+// 127.0.0.1: it offers STARTTLS, or with implicit speaks TLS from the first
+// byte. RootCAs trusts the certificate.
+func StartTLS(t testing.TB, implicit bool) *Server {
+	s := &Server{t: t, notify: make(chan struct{}, 1), implicit: implicit}
+	s.tlsCfg, s.roots = selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("mailtest: listen: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	s.serve(ln)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// RootCAs is a pool holding the server's certificate (TLS servers only).
+func (s *Server) RootCAs() *x509.CertPool { return s.roots }
+
+// RequireAuth makes the server demand AUTH PLAIN with user and pass before
+// it accepts a message.
+func (s *Server) RequireAuth(user, pass string) {
+	s.mu.Lock()
+	s.user, s.pass = user, pass
+	s.mu.Unlock()
+}
+
+func selfSigned(t testing.TB) (*tls.Config, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("mailtest: key: %v", err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailtest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("mailtest: certificate: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("mailtest: certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, pool
 }
 
 // Reserve picks a free loopback address without serving on it, for tests
@@ -91,6 +158,12 @@ func (s *Server) serve(ln net.Listener) {
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
+	if s.tlsCfg != nil {
+		srv.TLSConfig = s.tlsCfg
+		if s.implicit {
+			ln = tls.NewListener(ln, s.tlsCfg)
+		}
+	}
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
@@ -111,8 +184,24 @@ func (s *Server) Stop() {
 // Addr is host:port.
 func (s *Server) Addr() string { return s.addr }
 
-// URL is an smtp:// URL for LATCHKEY_SMTP_URL, without TLS.
-func (s *Server) URL() string { return "smtp://" + s.addr + "?tls=none" }
+// URL is an smtp:// URL for LATCHKEY_SMTP_URL: tls=none, or the server's
+// TLS mode, with the credentials RequireAuth set.
+func (s *Server) URL() string {
+	mode := "none"
+	switch {
+	case s.tlsCfg != nil && s.implicit:
+		mode = "implicit"
+	case s.tlsCfg != nil:
+		mode = "starttls"
+	}
+	u := url.URL{Scheme: "smtp", Host: s.addr, RawQuery: "tls=" + mode}
+	s.mu.Lock()
+	if s.user != "" {
+		u.User = url.UserPassword(s.user, s.pass)
+	}
+	s.mu.Unlock()
+	return u.String()
+}
 
 // RejectRecipients makes every RCPT TO fail with code and message (say
 // 550); code 0 accepts again.
@@ -185,23 +274,58 @@ func (s *Server) MessageTo(addr string, timeout time.Duration) Message {
 }
 
 // NewSession implements smtp.Backend.
-func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) {
+// A connection that switches to TLS with STARTTLS starts a second
+// session; it is counted once, by its client address.
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s.mu.Lock()
-	s.conns++
+	if s.seen == nil {
+		s.seen = map[string]bool{}
+	}
+	if remote := c.Conn().RemoteAddr().String(); !s.seen[remote] {
+		s.seen[remote] = true
+		s.conns++
+	}
 	s.mu.Unlock()
 	return &session{s: s}, nil
 }
 
 type session struct {
-	s    *Server
-	from string
-	to   []string
+	s      *Server
+	from   string
+	to     []string
+	authed bool
+}
+
+// AuthMechanisms implements smtp.AuthSession.
+func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+// Auth implements smtp.AuthSession: AUTH PLAIN against RequireAuth's pair.
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		ss.s.mu.Lock()
+		ok := ss.s.user != "" && user == ss.s.user && pass == ss.s.pass
+		ss.s.mu.Unlock()
+		if !ok {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "mailtest: bad credentials"}
+		}
+		ss.authed = true
+		return nil
+	}), nil
 }
 
 func (ss *session) Reset()        { ss.from, ss.to = "", nil }
 func (ss *session) Logout() error { return nil }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.s.mu.Lock()
+	needAuth := ss.s.user != ""
+	ss.s.mu.Unlock()
+	if needAuth && !ss.authed {
+		return smtp.ErrAuthRequired
+	}
 	ss.from = from
 	return nil
 }

@@ -1,0 +1,308 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"latchkey/account"
+	"latchkey/store"
+	"latchkey/views"
+)
+
+// KindForgotPassword is the outbox kind of the forgot-password message;
+// the password kinds are account.MailNewUser and account.MailPasswordReset.
+const KindForgotPassword = "forgot_password"
+
+// Config is the outbox's settings.
+type Config struct {
+	AppName string
+	// PublicURL is where users reach Latchkey; sign-in links point to PublicURL + "/login".
+	PublicURL string
+	// From is the From address (LATCHKEY_MAIL_FROM).
+	From string
+	// Secret is the server secret; the outbox key is derived from it.
+	Secret []byte
+	// Concurrency is how many messages are sent at once (default 4).
+	Concurrency int
+	// SendTimeout bounds one delivery attempt (default 30s).
+	SendTimeout time.Duration
+	// RetryBase is the first retry delay; each retry doubles it (default 30s)
+	// up to RetryMax (default 1h).
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// GiveUpAfter abandons a message still failing this long after it was
+	// queued (default 24h).
+	GiveUpAfter time.Duration
+	// PollInterval is the longest the worker sleeps without being woken
+	// (default 1 min); commits wake it at once.
+	PollInterval time.Duration
+	Log          *slog.Logger
+}
+
+// Outbox is Latchkey's durable email outbox: it implements account.Mailer
+// by writing sealed rows inside the caller's transaction, and runs the
+// worker that delivers them.
+type Outbox struct {
+	st     *store.Store
+	sender Sender
+	aead   cipher.AEAD
+	cfg    Config
+	log    *slog.Logger
+	events account.Events
+
+	wake chan struct{}
+	// writeMu serialises the worker's own write transactions, so its
+	// senders queue in Go instead of in SQLite's busy handler.
+	writeMu sync.Mutex
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Now is the clock; tests move it.
+	Now func() time.Time
+}
+
+// New makes an outbox over st that delivers through sender.
+func New(st *store.Store, sender Sender, cfg Config) (*Outbox, error) {
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("mail: no server secret")
+	}
+	if cfg.AppName == "" {
+		cfg.AppName = "Latchkey"
+	}
+	if cfg.From == "" {
+		cfg.From = cfg.AppName + " <no-reply@localhost>"
+	}
+	if _, err := parseAddress(cfg.From); err != nil {
+		return nil, fmt.Errorf("mail: LATCHKEY_MAIL_FROM %q is not an email address: %w", cfg.From, err)
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 30 * time.Second
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 30 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = time.Hour
+	}
+	if cfg.GiveUpAfter <= 0 {
+		cfg.GiveUpAfter = 24 * time.Hour
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	block, err := aes.NewCipher(account.DeriveKey(cfg.Secret, "outbox"))
+	if err != nil {
+		return nil, fmt.Errorf("mail: outbox key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("mail: outbox key: %w", err)
+	}
+	return &Outbox{st: st, sender: sender, aead: aead, cfg: cfg, log: cfg.Log, events: nopEvents{},
+		wake: make(chan struct{}, 1), Now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+type nopEvents struct{}
+
+func (nopEvents) Record(context.Context, *store.Tx, account.Actor, account.Event) error { return nil }
+func (nopEvents) Blocking(context.Context, account.Actor, account.Event) error          { return nil }
+
+// SetEvents wires in the event recorder for email.sent and email.failed.
+// Call it before Start: the worker reads it without a lock.
+func (o *Outbox) SetEvents(e account.Events) {
+	if e == nil {
+		e = nopEvents{}
+	}
+	o.events = e
+}
+
+// DevMailbox returns the dev mailbox when that is where mail goes, or nil.
+func (o *Outbox) DevMailbox() *DevMailbox {
+	d, _ := o.sender.(*DevMailbox)
+	return d
+}
+
+// Store is the store the outbox lives in.
+func (o *Outbox) Store() *store.Store { return o.st }
+
+// sealed is what a row's secret column holds, encrypted: everything the
+// message needs that must not sit in the database in plaintext.
+type sealed struct {
+	LoginID    string `json:"login_id,omitempty"`
+	Password   string `json:"password,omitempty"`
+	MustChange bool   `json:"must_change,omitempty"`
+	Code       string `json:"code,omitempty"`
+	Link       string `json:"link,omitempty"`
+	CodeTTL    int64  `json:"code_ttl,omitempty"`
+	LinkTTL    int64  `json:"link_ttl,omitempty"`
+}
+
+// aad binds a sealed secret to its row's kind, user and recipient, so a
+// database writer cannot move a password to another address.
+func aad(kind, userID, recipient string) []byte {
+	return []byte("latchkey-outbox\x00" + kind + "\x00" + userID + "\x00" + strings.ToLower(recipient))
+}
+
+func (o *Outbox) seal(kind, userID, recipient string, s sealed) ([]byte, error) {
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	nonce := make([]byte, o.aead.NonceSize(), o.aead.NonceSize()+len(plain)+o.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return o.aead.Seal(nonce, nonce, plain, aad(kind, userID, recipient)), nil
+}
+
+func (o *Outbox) open(m *store.OutboxMessage) (sealed, error) {
+	var s sealed
+	n := o.aead.NonceSize()
+	if len(m.Secret) < n {
+		return s, errors.New("the message's secret is missing")
+	}
+	plain, err := o.aead.Open(nil, m.Secret[:n], m.Secret[n:], aad(m.Kind, m.UserID, m.Recipient))
+	if err != nil {
+		return s, errors.New("the message cannot be decrypted (was the server secret changed?)")
+	}
+	defer clear(plain)
+	err = json.Unmarshal(plain, &s)
+	return s, err
+}
+
+func (o *Outbox) subject(kind string) string {
+	switch kind {
+	case account.MailNewUser:
+		return "Get Started With " + o.cfg.AppName
+	case account.MailPasswordReset:
+		return "[" + o.cfg.AppName + "] Your password has been changed"
+	case KindForgotPassword:
+		return "[" + o.cfg.AppName + "] Reset your password"
+	}
+	return ""
+}
+
+// QueuePassword implements account.Mailer: it writes the sealed message
+// with tx, so it commits or rolls back with the password it carries, and
+// wakes the worker once tx commits.
+func (o *Outbox) QueuePassword(ctx context.Context, tx *store.Tx, m account.PasswordMail) error {
+	if m.Kind != account.MailNewUser && m.Kind != account.MailPasswordReset {
+		return fmt.Errorf("mail: unknown password mail kind %q", m.Kind)
+	}
+	return o.queue(ctx, tx, m.Kind, m.UserID, m.To, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange})
+}
+
+// QueueForgotPassword implements account.Mailer for the forgot-password
+// code and link.
+func (o *Outbox) QueueForgotPassword(ctx context.Context, tx *store.Tx, m account.ForgotPasswordMail) error {
+	return o.queue(ctx, tx, KindForgotPassword, m.UserID, m.To, sealed{Code: m.Code, Link: m.Link,
+		CodeTTL: int64(m.CodeTTL / time.Second), LinkTTL: int64(m.LinkTTL / time.Second)})
+}
+
+func (o *Outbox) queue(ctx context.Context, tx *store.Tx, kind, userID, to string, s sealed) error {
+	if _, err := addrOnly(to); err != nil {
+		return fmt.Errorf("mail: queue %s: bad recipient: %w", kind, err)
+	}
+	secret, err := o.seal(kind, userID, to, s)
+	if err != nil {
+		return fmt.Errorf("mail: queue %s: %w", kind, err)
+	}
+	now := o.Now()
+	row := &store.OutboxMessage{UserID: userID, Kind: kind, Recipient: to, Subject: o.subject(kind), Secret: secret,
+		NextAttemptAt: now, CreatedAt: now}
+	if err := tx.InsertOutbox(ctx, row); err != nil {
+		return fmt.Errorf("mail: queue %s: %w", kind, err)
+	}
+	tx.AfterCommit(o.Wake)
+	return nil
+}
+
+// Wake makes the worker look for due messages now.
+func (o *Outbox) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// render opens a row's secret and builds its message.
+func (o *Outbox) render(ctx context.Context, m *store.OutboxMessage) (Message, error) {
+	s, err := o.open(m)
+	if err != nil {
+		return Message{}, err
+	}
+	msg := Message{To: m.Recipient, Subject: m.Subject}
+	var buf bytes.Buffer
+	switch m.Kind {
+	case account.MailNewUser, account.MailPasswordReset:
+		d := views.PasswordEmail{AppName: o.cfg.AppName, LoginID: s.LoginID, Password: s.Password,
+			SignInURL: o.cfg.PublicURL + "/login", MustChange: s.MustChange}
+		if m.Kind == account.MailNewUser {
+			err = views.NewUserEmailHTML(d).Render(ctx, &buf)
+			msg.Text = views.NewUserEmailText(d)
+		} else {
+			err = views.PasswordResetEmailHTML(d).Render(ctx, &buf)
+			msg.Text = views.PasswordResetEmailText(d)
+		}
+	case KindForgotPassword:
+		d := views.ForgotPasswordEmail{AppName: o.cfg.AppName, Code: s.Code, Link: s.Link,
+			CodeMinutes: int((s.CodeTTL + 59) / 60), LinkMinutes: int((s.LinkTTL + 59) / 60)}
+		err = views.ForgotPasswordEmailHTML(d).Render(ctx, &buf)
+		msg.Text = views.ForgotPasswordEmailText(d)
+	default:
+		err = fmt.Errorf("unknown message kind %q", m.Kind)
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	msg.HTML = buf.String()
+	return msg, nil
+}
+
+// backoff is the delay before retry number attempts (1-based): RetryBase
+// doubling up to RetryMax, with up to 10% jitter so a recovered server is
+// not hit by every message at once.
+func (o *Outbox) backoff(attempts int) time.Duration {
+	d := o.cfg.RetryBase
+	for i := 1; i < attempts && d < o.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, o.cfg.RetryMax)
+	return d + time.Duration(mrand.Int64N(int64(d)/10+1))
+}
+
+// RetryNow makes a queued message to userID due at once and wakes the
+// worker. It reports false when the message is not held any more.
+func (o *Outbox) RetryNow(ctx context.Context, userID string, id int64) (bool, error) {
+	var ok bool
+	err := o.st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		ok, err = tx.RetryOutboxNow(ctx, id, userID, o.Now())
+		if ok {
+			tx.AfterCommit(o.Wake)
+		}
+		return err
+	})
+	return ok, err
+}
