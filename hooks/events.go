@@ -33,6 +33,9 @@ const (
 	AuthPasswordFailed   = "authentication.password.failed"
 	PasswordPolicyUpdate = "password_policy.updated"
 	AdminCreated         = "admin.created"
+	AdminDeleteUser      = "admin_api.mutation.delete_user.executed"
+	APIKeyCreated        = "api_key.created"
+	APIKeyRevoked        = "api_key.revoked"
 	WebhookCreated       = "webhook.created"
 	WebhookUpdated       = "webhook.updated"
 	WebhookDeleted       = "webhook.deleted"
@@ -59,7 +62,8 @@ type TypeInfo struct {
 //     outbox, not a change to an account;
 //   - authentication.password.failed: a stranger can cause it at will, so
 //     sending it out would let anyone drive webhook traffic;
-//   - password_policy.updated, admin.* and webhook.*: portal configuration.
+//   - password_policy.updated, admin.*, api_key.* and webhook.*: portal
+//     configuration.
 //
 // A type not listed here (a later feature's) is sent to "all events" hooks
 // unless it matches the audit-only rules in AuditOnly.
@@ -75,12 +79,15 @@ var Types = []TypeInfo{
 	{Type: AdminCreateUser, Description: "An admin created a user", AuditOnly: true},
 	{Type: AdminResetPassword, Description: "An admin reset a password", AuditOnly: true},
 	{Type: AdminSetPasswordExp, Description: "An admin changed a password's expiry", AuditOnly: true},
+	{Type: AdminDeleteUser, Description: "An admin deleted a user", AuditOnly: true},
 	{Type: AdminImportUsers, Description: "An admin imported users", AuditOnly: true},
 	{Type: EmailSent, Description: "An email was sent", AuditOnly: true},
 	{Type: EmailFailed, Description: "An email could not be sent", AuditOnly: true},
 	{Type: AuthPasswordFailed, Description: "A sign-in failed on a wrong password", AuditOnly: true},
 	{Type: PasswordPolicyUpdate, Description: "The password policy was changed", AuditOnly: true},
 	{Type: AdminCreated, Description: "A portal admin was created", AuditOnly: true},
+	{Type: APIKeyCreated, Description: "An Admin API key was created", AuditOnly: true},
+	{Type: APIKeyRevoked, Description: "An Admin API key was revoked", AuditOnly: true},
 	{Type: WebhookCreated, Description: "A webhook was added", AuditOnly: true},
 	{Type: WebhookUpdated, Description: "A webhook was enabled or disabled", AuditOnly: true},
 	{Type: WebhookDeleted, Description: "A webhook was deleted", AuditOnly: true},
@@ -95,7 +102,7 @@ func AuditOnly(t string) bool {
 			return ti.AuditOnly
 		}
 	}
-	for _, p := range []string{"admin_api.", "admin.", "email.", "webhook.", "authentication."} {
+	for _, p := range []string{"admin_api.", "admin.", "api_key.", "email.", "webhook.", "authentication."} {
 		if strings.HasPrefix(t, p) {
 			return true
 		}
