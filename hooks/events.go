@@ -24,6 +24,7 @@ const (
 	UserDeleted          = "user.deleted"
 	UserPasswordChanged  = "user.password.changed"
 	PasswordExpiredSet   = "password.expired.set"
+	UserLockoutCleared   = "user.lockout.cleared"
 	AdminCreateUser      = "admin_api.mutation.create_user.executed"
 	AdminResetPassword   = "admin_api.mutation.reset_password.executed"
 	AdminSetPasswordExp  = "admin_api.mutation.set_password_expired.executed"
@@ -76,6 +77,7 @@ var Types = []TypeInfo{
 	{Type: UserDeleted, Description: "A user was deleted"},
 	{Type: UserPasswordChanged, Description: "A user changed their password"},
 	{Type: PasswordExpiredSet, Description: "A user was asked (or no longer asked) to change their password"},
+	{Type: UserLockoutCleared, Description: "An admin cleared a user's sign-in lockout"},
 	{Type: AdminCreateUser, Description: "An admin created a user", AuditOnly: true},
 	{Type: AdminResetPassword, Description: "An admin reset a password", AuditOnly: true},
 	{Type: AdminSetPasswordExp, Description: "An admin changed a password's expiry", AuditOnly: true},
