@@ -39,6 +39,7 @@ func (s *Server) routes(e *echo.Echo) {
 	a.POST("/password/generate", s.passwordGenerate)
 	s.eventsRoutes(a)
 	s.mailRoutes(a)
+	s.adminAPIRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/handlers/adminapi"
 	"latchkey/hooks"
 	"latchkey/mail"
 	"latchkey/store"
@@ -53,6 +54,11 @@ type Server struct {
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
 	hooks      *hooks.Service
+
+	// adminAPI serves the GraphQL Admin API; apiAuthFailures limits failed
+	// API key authentications per IP.
+	adminAPI        *adminapi.API
+	apiAuthFailures *Limiter
 }
 
 // New builds the Echo router with every route.

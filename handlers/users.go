@@ -25,7 +25,7 @@ func (s *Server) usersIndex(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := views.UsersIndexPage{Search: q}
+	p := views.UsersIndexPage{Search: q, BulkActions: s.usersBulkActions(c, q)}
 	if len(rows) > usersPageSize {
 		rows = rows[:usersPageSize]
 		v := url.Values{"after": {rows[len(rows)-1].Cursor}}

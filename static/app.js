@@ -93,4 +93,26 @@
     form.addEventListener("change", sync);
     sync();
   }
+  // Reset Password: "Automatically create a password" always sends it, so
+  // the send checkbox turns on and locks; the password field only shows for
+  // "Enter a password". Without an email both stay disabled (server-rendered).
+  var reset = document.querySelector("[data-reset-password]");
+  if (reset) {
+    var rsend = reset.querySelector("#sendPassword");
+    var rpw = reset.querySelector("#password");
+    var hasEmail = !rsend.disabled;
+    var userChoice = rsend.checked;
+    var rsync = function (ev) {
+      var mode = (reset.querySelector('input[name="passwordMode"]:checked') || {}).value;
+      if (ev && ev.target === rsend) userChoice = rsend.checked;
+      if (hasEmail) {
+        rsend.disabled = mode === "auto";
+        rsend.checked = mode === "auto" ? true : userChoice;
+      }
+      rpw.disabled = mode !== "manual";
+      reset.querySelector('[data-when-mode="manual"]').hidden = mode !== "manual";
+    };
+    reset.addEventListener("change", rsync);
+    rsync();
+  }
 })();

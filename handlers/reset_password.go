@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"latchkey/account"
+	"latchkey/views"
+)
+
+// loadUserOr404 loads the user named in the path, or answers 404.
+func (s *Server) loadUserOr404(c echo.Context) (*account.User, error) {
+	u, err := s.acct.GetUser(c.Request().Context(), c.Param("id"))
+	if e, ok := account.AsError(err); ok && e.Reason == account.ReasonUserNotFound {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
+	}
+	return u, err
+}
+
+func (s *Server) resetPasswordForm(u *account.User) views.ResetPasswordForm {
+	return views.ResetPasswordForm{UserID: u.ID, Title: userTitle(u), Email: u.Email(), Mode: "manual",
+		SetPasswordExpired: true, Rules: s.acct.Policy().Rules()}
+}
+
+func (s *Server) userResetPasswordShow(c echo.Context) error {
+	u, err := s.loadUserOr404(c)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.ResetPassword(s.layout(c, "Reset Password", "users"), s.resetPasswordForm(u)))
+}
+
+// resetPasswordPost is the Reset Password form as posted.
+type resetPasswordPost struct {
+	PasswordMode       string `form:"passwordMode"`
+	Password           string `form:"password"`
+	SendPassword       bool   `form:"sendPassword"`
+	SetPasswordExpired bool   `form:"setPasswordExpired"`
+}
+
+// userResetPassword resets a user's password from the portal: "Enter a
+// password" uses the typed one, "Automatically create..." generates one
+// and always sends it (the checkbox is only a display there, as in the
+// reference product).
+func (s *Server) userResetPassword(c echo.Context) error {
+	u, err := s.loadUserOr404(c)
+	if err != nil {
+		return err
+	}
+	var in resetPasswordPost
+	if err := c.Bind(&in); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
+	}
+	f := s.resetPasswordForm(u)
+	f.Mode, f.SendPassword, f.SetPasswordExpired = in.PasswordMode, in.SendPassword, in.SetPasswordExpired
+	input := account.ResetPasswordInput{UserID: u.ID, SetPasswordExpired: in.SetPasswordExpired}
+	errs := map[string]string{}
+	switch in.PasswordMode {
+	case "manual":
+		if in.Password == "" {
+			errs["password"] = "Enter a password, or click Generate."
+		}
+		pw := in.Password
+		input.Password, input.SendPassword = &pw, in.SendPassword
+	case "auto":
+		if u.Email() == "" {
+			errs["passwordMode"] = "No email identity found: an automatically created password could not reach the user. Enter a password instead."
+		}
+		empty := ""
+		input.Password, input.SendPassword = &empty, true
+		f.SendPassword = true
+	default:
+		f.Mode = "manual"
+		errs["passwordMode"] = "Choose how to set the new password."
+	}
+	if len(errs) == 0 {
+		u, err := s.acct.ResetPassword(c.Request().Context(), s.adminActor(c), input)
+		if err == nil {
+			msg := "Password reset."
+			if input.SendPassword {
+				msg = "Password reset. The new password is on its way to " + u.Email() + "."
+			}
+			if input.SetPasswordExpired {
+				msg += " The user must change it at next sign-in."
+			}
+			if err := addFlash(c, portalSession(c), "success", msg); err != nil {
+				return err
+			}
+			return c.Redirect(http.StatusSeeOther, "/portal/users/"+u.ID)
+		}
+		if errs = account.FieldErrors(err); errs == nil {
+			return err
+		}
+	}
+	f.Errors = errs
+	return render(c, http.StatusUnprocessableEntity, views.ResetPassword(s.layout(c, "Reset Password", "users"), f))
+}

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
+
+// DeleteUser removes a user; identities, password and password history go
+// with it (ON DELETE CASCADE). ErrNotFound when there is no such user.
+func (t *Tx) DeleteUser(ctx context.Context, id string) error {
+	res, err := t.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	if err != nil {
+		return mapErr("delete user", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return mapErr("delete user", sql.ErrNoRows)
+	}
+	return nil
+}
+
+// CountUsersMatching counts the users a search matches: all users when
+// search is empty, else the users with a login ID starting with
+// it, each user once however many of their login IDs match.
+func (t *Tx) CountUsersMatching(ctx context.Context, search string) (int, error) {
+	if search == "" {
+		return t.CountUsers(ctx)
+	}
+	lo := strings.ToLower(search)
+	var n int
+	err := t.q.QueryRowContext(ctx, `SELECT COUNT(DISTINCT user_id) FROM identities WHERE value_norm >= ? AND value_norm < ?`, lo, prefixUpperBound(lo)).Scan(&n)
+	return n, mapErr("count users matching", err)
+}
+
+// IdentitiesByUsers loads the login IDs of several users in one query
+// (a page of the Admin API's users list), oldest first per user.
+func (t *Tx) IdentitiesByUsers(ctx context.Context, userIDs []string) (map[string][]Identity, error) {
+	out := make(map[string][]Identity, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(userIDs))
+	for i, id := range userIDs {
+		args[i] = id
+	}
+	rows, err := t.q.QueryContext(ctx, `SELECT id, user_id, kind, value, value_norm, created_at FROM identities
+		WHERE user_id IN (?`+strings.Repeat(", ?", len(userIDs)-1)+`) ORDER BY user_id, created_at, id`, args...)
+	if err != nil {
+		return nil, mapErr("identities by users", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i Identity
+		var created int64
+		if err := rows.Scan(&i.ID, &i.UserID, &i.Kind, &i.Value, &i.ValueNorm, &created); err != nil {
+			return nil, mapErr("identities by users", err)
+		}
+		i.CreatedAt = fromMS(created)
+		out[i.UserID] = append(out[i.UserID], i)
+	}
+	return out, mapErr("identities by users", rows.Err())
+}
