@@ -21,12 +21,23 @@ import (
 
 const auditPageSize = 50
 
-// eventsRoutes adds the audit log, the webhook pages and the user page's
-// Events panel. Without a hooks service they are left out.
-func (s *Server) eventsRoutes(a *echo.Group) {
+// eventsRoutes adds the audit log, the webhook pages, the user page's
+// Events panel and the user import endpoint. Without a hooks service they
+// are left out.
+func (s *Server) eventsRoutes(e *echo.Echo, a *echo.Group) {
 	if s.hooks == nil {
 		return
 	}
+	// User import: Admin API key, like the GraphQL endpoint, sharing its
+	// failure limiter (looked up per request: adminAPIRoutes sets it up).
+	e.POST("/_api/admin/users/import", s.usersImport, noStore, func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if s.apiAuthFailures == nil {
+				return echo.NewHTTPError(http.StatusServiceUnavailable, "The Admin API is not enabled.")
+			}
+			return APIKeyAuth(s.acct, s.apiAuthFailures, s.log)(next)(c)
+		}
+	})
 	a.GET("/audit-log", s.auditIndex)
 	a.GET("/audit-log/:id", s.auditShow)
 	a.GET("/hooks", s.hooksIndex)
