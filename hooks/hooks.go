@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,6 +78,10 @@ type Service struct {
 	Now func() time.Time
 
 	inflight sync.WaitGroup
+	busy     atomic.Int64 // attempts running now
+	busyMu   sync.Mutex
+	// busyHooks are the webhooks with an attempt running now.
+	busyHooks map[string]bool
 }
 
 var _ account.Events = (*Service)(nil)
@@ -101,8 +106,9 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 			// Redirects are not followed: a 3xx is not a 2xx.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		wake: make(chan struct{}, 1),
-		Now:  func() time.Time { return time.Now().UTC() },
+		wake:      make(chan struct{}, 1),
+		Now:       func() time.Time { return time.Now().UTC() },
+		busyHooks: map[string]bool{},
 	}, nil
 }
 

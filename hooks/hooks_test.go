@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -557,5 +558,49 @@ func TestSecretStoredEncrypted(t *testing.T) {
 	}
 	if got, err := e.svc.sealer.open(stored, w.ID); err != nil || string(got) != string(key) {
 		t.Errorf("open: %v", err)
+	}
+}
+
+func TestDeadEndpointDoesNotDelayOtherWebhooks(t *testing.T) {
+	e := newEnv(t, "", func(c *Config) { c.Timeout = 3 * time.Second; c.Concurrency = 2 })
+	var mu sync.Mutex
+	now, most := 0, 0
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		now++
+		most = max(most, now)
+		mu.Unlock()
+		_, _ = io.ReadAll(r.Body) // so the server notices when the sender hangs up
+		<-r.Context().Done()      // never answers; the sender's timeout ends it
+		mu.Lock()
+		now--
+		mu.Unlock()
+	}))
+	defer dead.Close()
+	rcv := newReceiver(t)
+	ok := httptest.NewServer(rcv)
+	defer ok.Close()
+	e.addHook(dead.URL, WebhookInput{Events: []string{UserCreated}})
+	_, secret := e.addHook(ok.URL, WebhookInput{Events: []string{UserCreated}})
+	rcv.setSecret(secret)
+	stop := e.run()
+	defer stop() // before the servers close: it cancels the hanging request
+	start := time.Now()
+	for i := range 6 {
+		if _, err := e.createUser("username", fmt.Sprintf("busy%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 6 {
+		rcv.wait(2 * time.Second)
+	}
+	rcv.check()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the healthy webhook waited %s behind the dead one", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 1 {
+		t.Errorf("%d requests at once to one webhook, want 1", most)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"latchkey/store"
@@ -20,8 +19,8 @@ func (s *Service) lease() time.Duration { return s.cfg.Timeout + 20*time.Second 
 
 // Run delivers queued webhooks until ctx is done: at start (so deliveries
 // left by a previous process go out), whenever Record wakes it after a
-// commit, and when the next retry is due. It returns once in-flight
-// attempts have ended.
+// commit, whenever an attempt ends, and when the next retry is due. It
+// returns once in-flight attempts have ended.
 func (s *Service) Run(ctx context.Context) {
 	defer s.inflight.Wait()
 	timer := time.NewTimer(0)
@@ -32,13 +31,15 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		}
 		wait := time.Minute
-		if next, err := s.store.NextDeliveryDue(ctx); err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("webhook worker: next due", "err", err)
+		if s.busy.Load() < int64(s.cfg.Concurrency) {
+			if next, err := s.store.NextDeliveryDue(ctx); err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("webhook worker: next due", "err", err)
+				}
+			} else if next != nil {
+				wait = min(max(next.Sub(s.Now()), 10*time.Millisecond), time.Minute)
 			}
-		} else if next != nil {
-			wait = min(max(next.Sub(s.Now()), 10*time.Millisecond), time.Minute)
-		}
+		} // else: every slot is busy; the first attempt to end wakes us.
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -46,22 +47,30 @@ func (s *Service) Run(ctx context.Context) {
 		case <-s.wake:
 		case <-timer.C:
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
 	}
 }
 
-// deliverDue sends every due delivery, Concurrency at a time, until none is due.
+// deliverDue starts attempts for due deliveries while a slot is free: at
+// most Concurrency attempts run at once, and at most one per webhook, so
+// a slow or dead endpoint holds one slot and never delays the other
+// webhooks' deliveries; each webhook gets its events one at a time, in
+// order (retries aside).
 func (s *Service) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
-		var ids []int64
+		free := s.cfg.Concurrency - int(s.busy.Load())
+		if free <= 0 {
+			return
+		}
+		s.busyMu.Lock()
+		skip := make([]string, 0, len(s.busyHooks))
+		for id := range s.busyHooks {
+			skip = append(skip, id)
+		}
+		s.busyMu.Unlock()
+		var claimed []store.ClaimedDelivery
 		err := s.store.InTx(ctx, func(tx *store.Tx) error {
 			var err error
-			ids, err = tx.ClaimDueDeliveries(ctx, s.Now(), s.lease(), s.cfg.Concurrency*4)
+			claimed, err = tx.ClaimDueDeliveries(ctx, s.Now(), s.lease(), free, skip)
 			return err
 		})
 		if err != nil {
@@ -70,21 +79,27 @@ func (s *Service) deliverDue(ctx context.Context) {
 			}
 			return
 		}
-		if len(ids) == 0 {
+		if len(claimed) == 0 {
 			return
 		}
-		sem := make(chan struct{}, s.cfg.Concurrency)
-		var wg sync.WaitGroup
-		for _, id := range ids {
-			sem <- struct{}{}
-			wg.Add(1)
+		for _, c := range claimed {
+			s.busy.Add(1)
 			s.inflight.Add(1)
+			s.busyMu.Lock()
+			s.busyHooks[c.WebhookID] = true
+			s.busyMu.Unlock()
 			go func() {
-				defer func() { <-sem; wg.Done(); s.inflight.Done() }()
-				s.attempt(ctx, id)
+				defer func() {
+					s.busyMu.Lock()
+					delete(s.busyHooks, c.WebhookID)
+					s.busyMu.Unlock()
+					s.busy.Add(-1)
+					s.inflight.Done()
+					s.Wake()
+				}()
+				s.attempt(ctx, c.ID)
 			}()
 		}
-		wg.Wait()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -162,26 +163,46 @@ func (t *Tx) InsertDelivery(ctx context.Context, webhookID string, eventSeq int6
 	return id, mapErr("insert delivery", err)
 }
 
-// ClaimDueDeliveries takes up to limit pending deliveries due at now and
-// pushes their next_attempt_at to now+lease, in one statement, so a crash
-// mid-send leaves them due again once the lease runs out.
-func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]int64, error) {
+// ClaimedDelivery is a delivery the worker has taken.
+type ClaimedDelivery struct {
+	ID        int64
+	WebhookID string
+}
+
+// ClaimDueDeliveries takes up to limit pending deliveries due at now, at
+// most one per webhook and none for the webhooks in skip (those already
+// being sent to), oldest first, and pushes their next_attempt_at to
+// now+lease, in one statement: a crash mid-send leaves them due again once
+// the lease runs out.
+func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip []string) ([]ClaimedDelivery, error) {
+	args := []any{ms(now.Add(lease)), ms(now)}
+	notIn := ""
+	if len(skip) > 0 {
+		notIn = ` AND webhook_id NOT IN (?` + strings.Repeat(", ?", len(skip)-1) + `)`
+		for _, id := range skip {
+			args = append(args, id)
+		}
+	}
+	args = append(args, limit)
 	rows, err := t.q.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
-		WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)
-		RETURNING id`, ms(now.Add(lease)), ms(now), limit)
+		WHERE id IN (SELECT id FROM (
+			SELECT id, next_attempt_at AS due, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS n
+			FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+notIn+`)
+			WHERE n = 1 ORDER BY due, id LIMIT ?)
+		RETURNING id, webhook_id`, args...)
 	if err != nil {
 		return nil, mapErr("claim deliveries", err)
 	}
 	defer rows.Close()
-	var ids []int64
+	var out []ClaimedDelivery
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var c ClaimedDelivery
+		if err := rows.Scan(&c.ID, &c.WebhookID); err != nil {
 			return nil, mapErr("claim deliveries", err)
 		}
-		ids = append(ids, id)
+		out = append(out, c)
 	}
-	return ids, mapErr("claim deliveries", rows.Err())
+	return out, mapErr("claim deliveries", rows.Err())
 }
 
 // NextDeliveryDue reports when the earliest pending delivery is due, or
