@@ -170,25 +170,29 @@ type ClaimedDelivery struct {
 }
 
 // ClaimDueDeliveries takes up to limit pending deliveries due at now, at
-// most one per webhook and none for the webhooks in skip (those already
-// being sent to), oldest first, and pushes their next_attempt_at to
+// most one per webhook (its oldest due) and none for the webhooks in skip
+// (those already being sent to), and pushes their next_attempt_at to
 // now+lease, in one statement: a crash mid-send leaves them due again once
 // the lease runs out.
 func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip []string) ([]ClaimedDelivery, error) {
 	args := []any{ms(now.Add(lease)), ms(now)}
 	notIn := ""
 	if len(skip) > 0 {
-		notIn = ` AND webhook_id NOT IN (?` + strings.Repeat(", ?", len(skip)-1) + `)`
+		notIn = ` AND w.id NOT IN (?` + strings.Repeat(", ?", len(skip)-1) + `)`
 		for _, id := range skip {
 			args = append(args, id)
 		}
 	}
 	args = append(args, limit)
+	// One index probe per webhook (there are few), never a scan of the
+	// queue, however long it is.
 	rows, err := t.q.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
-		WHERE id IN (SELECT id FROM (
-			SELECT id, next_attempt_at AS due, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS n
-			FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+notIn+`)
-			WHERE n = 1 ORDER BY due, id LIMIT ?)
+		WHERE id IN (SELECT did FROM (
+			SELECT (SELECT d.id FROM webhook_deliveries d
+				WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= ?
+				ORDER BY d.next_attempt_at, d.id LIMIT 1) AS did
+			FROM webhooks w WHERE 1 = 1`+notIn+`)
+			WHERE did IS NOT NULL ORDER BY did LIMIT ?)
 		RETURNING id, webhook_id`, args...)
 	if err != nil {
 		return nil, mapErr("claim deliveries", err)

@@ -51,4 +51,6 @@ CREATE TABLE webhook_deliveries (
     updated_at       INTEGER NOT NULL
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+-- The worker's claim: each webhook's oldest due delivery, one probe per webhook.
+CREATE INDEX webhook_deliveries_hook_due ON webhook_deliveries(webhook_id, next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, id);
