@@ -82,6 +82,10 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 		if err := tx.InsertPasswordHistory(ctx, u.ID, hash, now); err != nil {
 			return err
 		}
+		// Whoever held the old password is signed out everywhere.
+		if _, err := tx.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+			return err
+		}
 		if err := tx.TouchUser(ctx, u.ID, now); err != nil {
 			return err
 		}

@@ -40,6 +40,8 @@ func (s *Server) routes(e *echo.Echo) {
 	s.eventsRoutes(e, a)
 	s.mailRoutes(a)
 	s.adminAPIRoutes(e, a)
+
+	s.authUIRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -54,6 +54,8 @@ type Server struct {
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
 	hooks      *hooks.Service
+	// authui holds the end-user pages' rate limiters (authui.go).
+	authui *authUI
 
 	// adminAPI serves the GraphQL Admin API; apiAuthFailures limits failed
 	// API key authentications per IP.

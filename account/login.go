@@ -1,0 +1,300 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"latchkey/store"
+)
+
+// Sign-in error reasons, besides ErrBadCredentials.
+const (
+	ReasonAccountLocked            = "AccountLocked"
+	ReasonUserDisabled             = "UserDisabled"
+	ReasonTemporaryPasswordExpired = "TemporaryPasswordExpired"
+	ReasonSessionEnded             = "SessionEnded"
+)
+
+// Session lifetimes: a full session lasts as long as its cookie; a
+// restricted one only as long as it takes to choose a new password.
+const (
+	SessionTTL           = 12 * time.Hour
+	RestrictedSessionTTL = 30 * time.Minute
+)
+
+// Lock times grow from LockBase, doubling with each lock, up to LockMax.
+const (
+	LockBase = time.Minute
+	LockMax  = 24 * time.Hour
+)
+
+// LoginInput is what an end user types on the sign-in page.
+type LoginInput struct {
+	LoginID  string
+	Password string
+	// OldSession is the token of the session the browser had, ended on
+	// sign-in so that the session gets a new ID.
+	OldSession string
+}
+
+// LoginResult is a successful sign-in (or the start of a forced change).
+type LoginResult struct {
+	User *User
+	// Restricted means the password has expired: the session may only
+	// change it or sign out.
+	Restricted bool
+	// Session is the new session token for the cookie.
+	Session string
+}
+
+// Session is an end user's signed-in session.
+type Session struct {
+	UserID     string
+	Restricted bool
+	tokenHash  string
+}
+
+func lockedErr(until *time.Time) *Error {
+	e := &Error{Name: "Forbidden", Reason: ReasonAccountLocked, Message: "Too many failed sign-in attempts. Try again later, or use “Forgot password”."}
+	if until != nil {
+		e.Info = map[string]any{"until": until.UTC().Format(time.RFC3339)}
+	}
+	return e
+}
+
+// userActor is the actor for something a user does themselves.
+func userActor(a Actor, userID string) Actor {
+	a.Kind, a.TriggeredBy, a.ID = "user", "user", userID
+	return a
+}
+
+// Login signs an end user in with a login ID and password.
+//
+// A wrong login ID and a wrong password return ErrBadCredentials after the
+// same hashing work. A known user's attempt is reserved in the lockout
+// counter BEFORE the hash is checked, in one atomic statement, so parallel
+// guesses never get more tries than the policy's lockout threshold. A
+// disabled account, a lapsed temporary password and a lock return *Error
+// with ReasonUserDisabled, ReasonTemporaryPasswordExpired and
+// ReasonAccountLocked; the first two only after the correct password, so
+// they reveal nothing to someone guessing.
+func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*LoginResult, error) {
+	policy := s.Policy()
+	id, err := ParseAnyLoginID(in.LoginID, s.cfg.PhoneRegion)
+	if err != nil {
+		s.hasher.VerifyDummy(in.Password)
+		return nil, ErrBadCredentials
+	}
+	ident, err := s.store.IdentityByNorm(ctx, id.Norm)
+	if errors.Is(err, store.ErrNotFound) {
+		s.hasher.VerifyDummy(in.Password)
+		return nil, ErrBadCredentials
+	} else if err != nil {
+		return nil, err
+	}
+	u, err := loadUser(ctx, &s.store.Tx, ident.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Password == nil {
+		s.hasher.VerifyDummy(in.Password)
+		return nil, ErrBadCredentials
+	}
+	actor = userActor(actor, u.ID)
+	if policy.LockoutThreshold > 0 {
+		ok, err := s.store.ReserveLoginAttempt(ctx, u.ID, policy.LockoutThreshold, s.Now())
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			l, err := s.store.LockoutByUser(ctx, u.ID)
+			if err != nil {
+				return nil, err
+			}
+			return nil, lockedErr(l.LockedUntil)
+		}
+	}
+	if !s.hasher.Verify(u.Password.Hash, in.Password) {
+		var until *time.Time
+		err := s.store.InTx(ctx, func(tx *store.Tx) error {
+			if policy.LockoutThreshold > 0 {
+				var err error
+				if until, err = tx.FailLoginAttempt(ctx, u.ID, policy.LockoutThreshold, s.Now(), LockBase, LockMax); err != nil {
+					return err
+				}
+			}
+			return s.events.Record(ctx, tx, actor, Event{Type: "authentication.password.failed", UserID: u.ID,
+				Payload: map[string]any{"user": UserPayload(u)["user"]}})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if until != nil {
+			s.log.Warn("user account locked", "user_id", u.ID, "until", until, "ip", actor.IP)
+		}
+		return nil, ErrBadCredentials
+	}
+
+	// The password is right: whatever follows, the failures are forgotten.
+	now := s.Now()
+	if u.IsDisabled {
+		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
+			return nil, err
+		}
+		return nil, &Error{Name: "Forbidden", Reason: ReasonUserDisabled, Message: "Your account is disabled. Contact your administrator."}
+	}
+	if s.TemporaryPasswordLapsed(u, now) {
+		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
+			return nil, err
+		}
+		return nil, &Error{Name: "Forbidden", Reason: ReasonTemporaryPasswordExpired,
+			Message: "Your temporary password has expired. Use “Forgot password” to set a new one."}
+	}
+	res := &LoginResult{User: u, Restricted: s.MustChangePassword(u, now)}
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.ClearLoginFailures(ctx, u.ID); err != nil {
+			return err
+		}
+		if in.OldSession != "" {
+			if err := tx.DeleteUserSession(ctx, hashToken(in.OldSession)); err != nil {
+				return err
+			}
+		}
+		var err error
+		if res.Session, err = s.startSession(ctx, tx, actor, u.ID, res.Restricted, now); err != nil {
+			return err
+		}
+		if res.Restricted {
+			return nil
+		}
+		return s.authenticated(ctx, tx, actor, u, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// authenticated records a completed sign-in: last login and the event.
+func (s *Service) authenticated(ctx context.Context, tx *store.Tx, actor Actor, u *User, now time.Time) error {
+	if err := tx.TouchUserLogin(ctx, u.ID, now); err != nil {
+		return err
+	}
+	u.LastLoginAt = &now
+	return s.events.Record(ctx, tx, actor, Event{Type: "user.authenticated", UserID: u.ID, Payload: UserPayload(u)})
+}
+
+// TemporaryPasswordLapsed reports whether u's password is a temporary one
+// (set by an admin with "Ask user to change password on login") older
+// than the policy's TemporaryExpiryDays, so it no longer signs in.
+func (s *Service) TemporaryPasswordLapsed(u *User, now time.Time) bool {
+	days := s.Policy().TemporaryExpiryDays
+	p := u.Password
+	return days > 0 && p != nil && p.SetByAdmin && p.ExpireAfter != nil &&
+		!now.Before(p.CreatedAt.Add(time.Duration(days)*24*time.Hour))
+}
+
+// MustChangePassword reports whether u must choose a new password before
+// doing anything else: expire_after has been reached, or the password is
+// older than the policy's MaxAgeDays.
+func (s *Service) MustChangePassword(u *User, now time.Time) bool {
+	if u.PasswordExpired(now) {
+		return true
+	}
+	days := s.Policy().MaxAgeDays
+	return days > 0 && u.Password != nil && !now.Before(u.Password.CreatedAt.Add(time.Duration(days)*24*time.Hour))
+}
+
+func (s *Service) startSession(ctx context.Context, tx *store.Tx, actor Actor, userID string, restricted bool, now time.Time) (string, error) {
+	if err := tx.DeleteExpiredUserSessions(ctx, userID, now); err != nil {
+		return "", err
+	}
+	token := newToken()
+	ttl := SessionTTL
+	if restricted {
+		ttl = RestrictedSessionTTL
+	}
+	ua := actor.UserAgent
+	if len(ua) > 300 {
+		ua = ua[:300]
+	}
+	err := tx.InsertUserSession(ctx, store.UserSession{TokenHash: hashToken(token), UserID: userID, Restricted: restricted,
+		CreatedAt: now, ExpiresAt: now.Add(ttl), IP: actor.IP, UserAgent: ua})
+	return token, err
+}
+
+// Session returns the live session for a cookie token. An unknown or
+// expired token, or a disabled user, gives an *Error with ReasonSessionEnded.
+func (s *Service) Session(ctx context.Context, token string) (*Session, error) {
+	if token == "" {
+		return nil, sessionEnded()
+	}
+	h := hashToken(token)
+	us, err := s.store.UserSessionByHash(ctx, h, s.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, sessionEnded()
+	} else if err != nil {
+		return nil, err
+	}
+	if us.UserDisabled {
+		_ = s.store.DeleteUserSession(ctx, h)
+		return nil, sessionEnded()
+	}
+	return &Session{UserID: us.UserID, Restricted: us.Restricted, tokenHash: h}, nil
+}
+
+func sessionEnded() *Error {
+	return &Error{Name: "Unauthenticated", Reason: ReasonSessionEnded, Message: "Your session has ended. Sign in again."}
+}
+
+// Logout ends the session with this token.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	if token == "" {
+		return nil
+	}
+	return s.store.DeleteUserSession(ctx, hashToken(token))
+}
+
+// Lockout returns a user's sign-in lockout state; nil when they have none.
+func (s *Service) Lockout(ctx context.Context, userID string) (*store.Lockout, error) {
+	l, err := s.store.LockoutByUser(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return l, err
+}
+
+// ClearLockout lets a locked-out user try again at once (an admin's action).
+func (s *Service) ClearLockout(ctx context.Context, actor Actor, userID string) error {
+	return s.store.InTx(ctx, func(tx *store.Tx) error {
+		u, err := loadUser(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		had, err := tx.DeleteLockout(ctx, userID)
+		if err != nil || !had {
+			return err
+		}
+		return s.events.Record(ctx, tx, actor, Event{Type: "user.lockout.cleared", UserID: userID, Payload: map[string]any{"user": UserPayload(u)["user"]}})
+	})
+}
+
+// newToken returns 32 random bytes, base64url-encoded.
+func newToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("account: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashToken is how session tokens and reset links are stored.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
