@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,15 @@ func newImportApp(t *testing.T, tune ...func(*hooks.Config)) (*testApp, string) 
 		t.Fatal(err)
 	}
 	return a, k.Token
+}
+
+// browser is a new visitor of a's server: its own cookie jar.
+func browser(a *testApp) *testApp {
+	jar, _ := cookiejar.New(nil)
+	b := *a
+	b.client = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	b.csrf = ""
+	return &b
 }
 
 type importAnswer struct {
@@ -123,6 +133,19 @@ func TestImportEndpoint10000Bcrypt(t *testing.T) {
 		t.Errorf("the webhook got %d events from an import", len(rcv.got))
 	}
 	rcv.mu.Unlock()
+
+	// They sign in through the Auth UI with their old password; the ones
+	// imported with set_password_expired are sent to change it.
+	if r := signIn(browser(a), "imp00001@example.com", "Imported-Passw0rd", ""); r.Status != http.StatusSeeOther || r.Location != "/settings" {
+		t.Errorf("email sign-in: %d %q", r.Status, r.Location)
+	}
+	if r := signIn(browser(a), "imp00002", "Imported-Passw0rd", ""); r.Status != http.StatusSeeOther || r.Location != "/settings" {
+		t.Errorf("username sign-in: %d %q", r.Status, r.Location)
+	}
+	if r := signIn(browser(a), "imp00003@example.com", "Imported-Passw0rd", ""); r.Status != http.StatusSeeOther || r.Location != "/change-password" {
+		t.Errorf("expired imported password: %d %q", r.Status, r.Location)
+	}
+	wantStatus(t, signIn(browser(a), "imp00004@example.com", "wrong-password", ""), http.StatusUnauthorized)
 
 	// Insert-only again: every record skipped, with a reason; upsert updates.
 	r = postImport(t, a, token, `{"records": [{"email": "imp00000@example.com", "password": "Another-Passw0rd"}, {"email": "bad"}, {"email": "a@example.com", "phone_number": "+14155550100"}]}`)
