@@ -23,6 +23,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/handlers"
+	"latchkey/hooks"
 	"latchkey/mail"
 	"latchkey/store"
 )
@@ -134,11 +135,23 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
+	// Events: the event log, webhook delivery (a worker that stops before
+	// the store closes) and blocking hooks.
+	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
+	if err != nil {
+		return err
+	}
+	acct.SetEvents(hk)
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	hooksDone := make(chan struct{})
+	go func() { hk.Run(hooksCtx); close(hooksDone) }()
+	defer func() { stopHooks(); <-hooksDone }()
+
 	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
 		return err
 	}
 
-	outbox, closeMail, err := startMail(ctx, st, cfg, secret, log)
+	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)
 	if err != nil {
 		return err
 	}
@@ -153,6 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		Mail:       outbox,
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
+		Hooks:      hk,
 	}, acct)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -183,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 // LATCHKEY_SMTP_URL is empty) and starts its worker. The returned func
 // stops the worker, letting messages being sent finish; queued ones wait
 // for the next start.
-func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, log *slog.Logger) (*mail.Outbox, func(), error) {
+func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, events account.Events, log *slog.Logger) (*mail.Outbox, func(), error) {
 	var sender mail.Sender
 	var smtpSender *mail.SMTPSender
 	if cfg.SMTPURL == "" {
@@ -205,6 +219,7 @@ func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
+	outbox.SetEvents(events) // email.sent / email.failed; before Start
 	if err := outbox.Start(ctx); err != nil {
 		return nil, nil, err
 	}

@@ -37,6 +37,7 @@ func (s *Server) routes(e *echo.Echo) {
 	a.POST("/settings/password-policy", s.policyUpdate)
 	a.POST("/password/check", s.passwordCheck)
 	a.POST("/password/generate", s.passwordGenerate)
+	s.eventsRoutes(e, a)
 	s.mailRoutes(a)
 	s.adminAPIRoutes(e, a)
 

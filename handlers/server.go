@@ -16,6 +16,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/handlers/adminapi"
+	"latchkey/hooks"
 	"latchkey/mail"
 	"latchkey/store"
 	"latchkey/views"
@@ -32,6 +33,9 @@ type Config struct {
 	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
 	TrustProxy bool
 	Log        *slog.Logger
+	// Hooks is the event log and webhook service; nil leaves the audit
+	// log and webhook pages out.
+	Hooks *hooks.Service
 	// Mail is the email outbox (user page delivery status, /portal/mail);
 	// nil when mail is not wired in.
 	Mail *mail.Outbox
@@ -49,6 +53,7 @@ type Server struct {
 	portalLoginLimit *Limiter
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
+	hooks      *hooks.Service
 	// authui holds the end-user pages' rate limiters (authui.go).
 	authui *authUI
 
@@ -73,6 +78,7 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		log:              cfg.Log,
 		secure:           strings.HasPrefix(cfg.PublicURL, "https://"),
 		portalLoginLimit: NewLimiter(10, minute),
+		hooks:            cfg.Hooks,
 	}
 	s.sessions = sessions.NewCookieStore(
 		account.DeriveKey(cfg.SessionKey, "session-hash"),
