@@ -43,7 +43,7 @@ func (s *Service) checkNewPassword(ctx context.Context, u *User, newPW, confirm 
 		return "", &Error{Name: "Invalid", Reason: ReasonPasswordPolicyViolated, Field: "password", Message: msgSameAsCurrent,
 			Info: map[string]any{"causes": []Cause{{Kind: CausePasswordReused}}}}
 	}
-	if reused, err := s.checkHistory(ctx, u.ID, newPW, policy); err != nil {
+	if reused, err := s.checkHistory(ctx, &s.store.Tx, u.ID, newPW, policy); err != nil {
 		return "", err
 	} else if reused {
 		return "", policyErr("password", []Cause{{Kind: CausePasswordReused}})
@@ -52,8 +52,10 @@ func (s *Service) checkNewPassword(ctx context.Context, u *User, newPW, confirm 
 }
 
 // checkHistory reports whether password is among the user's last
-// HistorySize passwords or those of the last HistoryDays days.
-func (s *Service) checkHistory(ctx context.Context, userID, password string, p Policy) (bool, error) {
+// HistorySize passwords or those of the last HistoryDays days. The user's
+// own changes and an admin's reset both use it; tx is the transaction to
+// read in (or &s.store.Tx outside one).
+func (s *Service) checkHistory(ctx context.Context, tx *store.Tx, userID, password string, p Policy) (bool, error) {
 	if p.HistorySize <= 0 && p.HistoryDays <= 0 {
 		return false, nil
 	}
@@ -61,7 +63,7 @@ func (s *Service) checkHistory(ctx context.Context, userID, password string, p P
 	if p.HistoryDays > 0 {
 		since = s.Now().Add(-time.Duration(p.HistoryDays) * 24 * time.Hour)
 	}
-	hashes, err := s.store.PasswordHistory(ctx, userID, p.HistorySize, since)
+	hashes, err := tx.PasswordHistory(ctx, userID, p.HistorySize, since)
 	if err != nil {
 		return false, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"latchkey/store"
 )
@@ -62,7 +61,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 			return noEmailTarget() // the email went away since the check above
 		}
 		if !generated {
-			reused, err := s.inPasswordHistory(ctx, tx, policy, u.ID, password)
+			reused, err := s.checkHistory(ctx, tx, u.ID, password, policy)
 			if err != nil {
 				return err
 			}
@@ -128,26 +127,4 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 func noEmailTarget() *Error {
 	return &Error{Name: "Invalid", Reason: ReasonSendPasswordNoTarget, Field: "sendPassword",
 		Message: "The password can only be sent to an email address; this user has no email."}
-}
-
-// inPasswordHistory reports whether password matches one of the user's
-// past passwords that the policy's history rule covers.
-func (s *Service) inPasswordHistory(ctx context.Context, tx *store.Tx, p Policy, userID, password string) (bool, error) {
-	if p.HistorySize <= 0 && p.HistoryDays <= 0 {
-		return false, nil
-	}
-	since := s.Now().AddDate(0, 0, -p.HistoryDays)
-	if p.HistoryDays <= 0 {
-		since = time.UnixMilli(1<<62 - 1)
-	}
-	hashes, err := tx.PasswordHistory(ctx, userID, p.HistorySize, since)
-	if err != nil {
-		return false, err
-	}
-	for _, h := range hashes {
-		if s.hasher.Verify(h, password) {
-			return true, nil
-		}
-	}
-	return false, nil
 }
