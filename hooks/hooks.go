@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -120,22 +121,39 @@ func (s *Service) Wake() {
 	}
 }
 
+// Bounds on what a request's headers may put into an event: a stranger
+// controls User-Agent and Accept-Language, and every failed sign-in is an event.
+const (
+	maxUserAgent   = 512
+	maxLanguages   = 10
+	maxLanguageTag = 35 // BCP 47 tags in practice stay well under this
+)
+
 func (s *Service) context(actor account.Actor, userID string, now time.Time) Context {
+	var langs []string
+	for _, l := range actor.Languages {
+		if len(langs) == maxLanguages {
+			break
+		}
+		if l != "" && len(l) <= maxLanguageTag {
+			langs = append(langs, l)
+		}
+	}
 	c := Context{
 		Timestamp:          now.Unix(),
 		UserID:             userID,
 		TriggeredBy:        actor.TriggeredBy,
 		IPAddress:          actor.IP,
-		UserAgent:          actor.UserAgent,
+		UserAgent:          truncateUTF8(actor.UserAgent, maxUserAgent),
 		AppID:              s.cfg.AppID,
 		Language:           "en",
-		PreferredLanguages: append([]string{}, actor.Languages...),
+		PreferredLanguages: append([]string{}, langs...),
 	}
 	if c.TriggeredBy == "" {
 		c.TriggeredBy = "system"
 	}
-	if len(actor.Languages) > 0 {
-		c.Language = actor.Languages[0]
+	if len(langs) > 0 {
+		c.Language = langs[0]
 	}
 	kind := actor.Kind
 	if kind == "" {
@@ -499,4 +517,15 @@ func (s *Service) Redeliver(ctx context.Context, actor account.Actor, webhookID 
 // Deliveries lists a webhook's deliveries, newest first.
 func (s *Service) Deliveries(ctx context.Context, webhookID string, before int64, limit int) ([]store.Delivery, error) {
 	return s.store.ListDeliveries(ctx, webhookID, before, limit)
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
