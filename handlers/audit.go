@@ -30,7 +30,7 @@ func (s *Server) eventsRoutes(e *echo.Echo, a *echo.Group) {
 	}
 	// User import: Admin API key, like the GraphQL endpoint, sharing its
 	// failure limiter (looked up per request: adminAPIRoutes sets it up).
-	e.POST("/_api/admin/users/import", s.usersImport, noStore, func(next echo.HandlerFunc) echo.HandlerFunc {
+	e.POST(importPath, s.usersImport, noStore, func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if s.apiAuthFailures == nil {
 				return echo.NewHTTPError(http.StatusServiceUnavailable, "The Admin API is not enabled.")

@@ -265,3 +265,39 @@ func TestImportPlaintextOutlivesServerWriteTimeout(t *testing.T) {
 		t.Fatalf("status %d, summary %v", ans.Status, ans.Summary)
 	}
 }
+
+// TestImportBodyLimits: a 10,000-record import written the way the docs
+// show, pretty-printed with long login IDs, is over the router's usual 2 MB
+// and still goes in; a body over the import's own limit gets the import's
+// 413 answer, and nothing is written.
+func TestImportBodyLimits(t *testing.T) {
+	a, token := newImportApp(t)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("Imported-Passw0rd"), 4)
+	type rec struct {
+		Email              string `json:"email"`
+		Password           any    `json:"password"`
+		SetPasswordExpired bool   `json:"set_password_expired"`
+	}
+	var recs []rec
+	for i := range 10000 {
+		recs = append(recs, rec{Email: fmt.Sprintf("a-rather-long-local-part-%05d@imports.example.com", i),
+			Password: map[string]string{"type": "bcrypt", "password_hash": string(hash)}, SetPasswordExpired: true})
+	}
+	body, _ := json.MarshalIndent(map[string]any{"upsert": false, "records": recs}, "", "    ")
+	if len(body) < 2_500_000 {
+		t.Fatalf("body is only %d bytes; the test needs more than the router's 2 MB", len(body))
+	}
+	r := postImport(t, a, token, string(body))
+	if r.Status != http.StatusOK || r.Summary["created"] != 10000 {
+		t.Fatalf("%d-byte import: %d %v %.300s", len(body), r.Status, r.Summary, r.Raw)
+	}
+
+	huge := `{"records": [{"email": "x@example.com", "password": "` + strings.Repeat("p", importBodyLimit) + `"}]}`
+	r = postImport(t, a, token, huge)
+	if r.Status != http.StatusRequestEntityTooLarge || !strings.Contains(r.Raw, "send fewer records per request") {
+		t.Fatalf("over-limit import: %d %.300s", r.Status, r.Raw)
+	}
+	if n := a.countUsers(); n != 10000 {
+		t.Fatalf("%d users after the refused import", n)
+	}
+}

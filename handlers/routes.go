@@ -12,7 +12,12 @@ import (
 // routes lists every route of Latchkey.
 func (s *Server) routes(e *echo.Echo) {
 	e.Use(middleware.Recover())
-	e.Use(middleware.BodyLimit("2M"))
+	// 2 MB for every request but the user import, which sets its own
+	// (importBodyLimit) and says so in its answer.
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   "2M",
+		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == importPath },
+	}))
 	e.Use(securityHeaders)
 
 	e.GET("/healthz", s.healthz)
