@@ -69,10 +69,22 @@ func (h *Hasher) VerifyDummy(password string) {
 	_ = h.Verify(h.dummy, password)
 }
 
+// MaxImportBcryptCost is the highest bcrypt cost an imported hash may
+// have: each sign-in verifies it, and a cost of 31 would take a day of CPU
+// per attempt, for anyone who types the login ID.
+const MaxImportBcryptCost = 14
+
+// ErrBcryptCostTooHigh is returned for imported hashes above MaxImportBcryptCost.
+var ErrBcryptCostTooHigh = errors.New("account: bcrypt cost too high")
+
 // ImportBcryptHash wraps an externally made bcrypt hash in Latchkey's format.
 func ImportBcryptHash(hash string) (string, error) {
-	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+	cost, err := bcrypt.Cost([]byte(hash))
+	if err != nil {
 		return "", errors.New("account: not a bcrypt hash")
+	}
+	if cost > MaxImportBcryptCost {
+		return "", ErrBcryptCostTooHigh
 	}
 	return formatBcrypt + hash, nil
 }

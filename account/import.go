@@ -97,7 +97,10 @@ func (s *Service) ImportUsers(ctx context.Context, actor Actor, recs []ImportRec
 			continue
 		case rec.PasswordHash != "":
 			h, err := ImportBcryptHash(rec.PasswordHash)
-			if err != nil {
+			if errors.Is(err, ErrBcryptCostTooHigh) {
+				fail(fieldErr("password_hash", ReasonValidationFailed, fmt.Sprintf("password_hash has a bcrypt cost over %d: every sign-in would take too long. Rehash it at a lower cost, or import the password itself.", MaxImportBcryptCost), nil))
+				continue
+			} else if err != nil {
 				fail(fieldErr("password_hash", ReasonValidationFailed, "password_hash is not a bcrypt hash ($2a$, $2b$ or $2y$).", nil))
 				continue
 			}

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +120,17 @@ func TestHasherNoTruncationAndFormats(t *testing.T) {
 	}
 	if _, err := ImportBcryptHash("not-a-hash"); err == nil {
 		t.Fatal("ImportBcryptHash accepts garbage")
+	}
+}
+
+func TestImportBcryptHashRefusesHighCost(t *testing.T) {
+	// A syntactically valid cost-17 hash (salt and digest of the right size).
+	high := "$2a$17$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	if _, err := ImportBcryptHash(high); !errors.Is(err, ErrBcryptCostTooHigh) {
+		t.Fatalf("cost 17: %v, want ErrBcryptCostTooHigh", err)
+	}
+	ok := "$2a$14$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	if _, err := ImportBcryptHash(ok); err != nil {
+		t.Fatalf("cost 14: %v", err)
 	}
 }
