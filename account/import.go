@@ -151,6 +151,14 @@ func (s *Service) ImportUsers(ctx context.Context, actor Actor, recs []ImportRec
 					if err := tx.PutPassword(ctx, store.Password{UserID: owner, Hash: row.hash, CreatedAt: now, UpdatedAt: now, ExpireAfter: expire, SetByAdmin: true}); err != nil {
 						return err
 					}
+					// As with an admin reset: the hash joins the history, and
+					// whoever held the old password is signed out.
+					if err := tx.InsertPasswordHistory(ctx, owner, row.hash, now); err != nil {
+						return err
+					}
+					if _, err := tx.DeleteUserSessions(ctx, owner, ""); err != nil {
+						return err
+					}
 				case row.rec.SetPasswordExpired:
 					if err := tx.SetPasswordExpireAfter(ctx, owner, expire, now); errors.Is(err, store.ErrNotFound) {
 						results[i].Outcome = ImportFailed

@@ -79,3 +79,30 @@ func TestParallelWrongCodesGetAtMostMaxTries(t *testing.T) {
 		t.Fatal("the right code worked after the attempts ran out")
 	}
 }
+
+// TestUpsertImportEndsSessionsAndKeepsHistory: an upsert that replaces a
+// password signs the old holder out and records the new hash in history,
+// like an admin reset.
+func TestUpsertImportEndsSessionsAndKeepsHistory(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, admin, CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "rotate@example.com", Password: ptr("leaked-Passw0rd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Login(ctx, Actor{IP: "127.0.0.1"}, LoginInput{LoginID: "rotate@example.com", Password: "leaked-Passw0rd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, _, err := s.ImportUsers(ctx, admin, []ImportRecord{{LoginIDKey: KindEmail, LoginIDValue: "rotate@example.com", Password: "rotated-Passw0rd"}}, true)
+	if err != nil || results[0].Outcome != ImportUpdated {
+		t.Fatalf("upsert: %+v, %v", results, err)
+	}
+	if sess, err := s.Session(ctx, res.Session); err == nil && sess != nil {
+		t.Fatal("a session from the old password survived the upsert")
+	}
+	var n int
+	if err := s.Store().DB().QueryRow(`SELECT COUNT(*) FROM password_history WHERE user_id = ?`, u.ID).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("history rows = %d (%v), want 2", n, err)
+	}
+}
