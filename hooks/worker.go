@@ -32,7 +32,7 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		wait := time.Minute
 		if s.busy.Load() < int64(s.cfg.Concurrency) {
-			if next, err := s.store.NextDeliveryDue(ctx); err != nil {
+			if next, err := s.store.NextDeliveryDue(ctx, s.busyWebhooks()); err != nil {
 				if ctx.Err() == nil {
 					s.log.Error("webhook worker: next due", "err", err)
 				}
@@ -61,12 +61,7 @@ func (s *Service) deliverDue(ctx context.Context) {
 		if free <= 0 {
 			return
 		}
-		s.busyMu.Lock()
-		skip := make([]string, 0, len(s.busyHooks))
-		for id := range s.busyHooks {
-			skip = append(skip, id)
-		}
-		s.busyMu.Unlock()
+		skip := s.busyWebhooks()
 		var claimed []store.ClaimedDelivery
 		err := s.store.InTx(ctx, func(tx *store.Tx) error {
 			var err error
@@ -216,4 +211,15 @@ func unwrapURLError(err error) error {
 		}
 	}
 	return err
+}
+
+// busyWebhooks lists the webhooks with an attempt running now.
+func (s *Service) busyWebhooks() []string {
+	s.busyMu.Lock()
+	defer s.busyMu.Unlock()
+	ids := make([]string, 0, len(s.busyHooks))
+	for id := range s.busyHooks {
+		ids = append(ids, id)
+	}
+	return ids
 }

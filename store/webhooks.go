@@ -175,14 +175,8 @@ type ClaimedDelivery struct {
 // now+lease, in one statement: a crash mid-send leaves them due again once
 // the lease runs out.
 func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int, skip []string) ([]ClaimedDelivery, error) {
-	args := []any{ms(now.Add(lease)), ms(now)}
-	notIn := ""
-	if len(skip) > 0 {
-		notIn = ` AND w.id NOT IN (?` + strings.Repeat(", ?", len(skip)-1) + `)`
-		for _, id := range skip {
-			args = append(args, id)
-		}
-	}
+	notIn, skipArgs := notInClause("w.id", skip)
+	args := append([]any{ms(now.Add(lease)), ms(now)}, skipArgs...)
 	args = append(args, limit)
 	// One index probe per webhook (there are few), never a scan of the
 	// queue, however long it is.
@@ -211,10 +205,28 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.D
 
 // NextDeliveryDue reports when the earliest pending delivery is due, or
 // nil when none is pending.
-func (t *Tx) NextDeliveryDue(ctx context.Context) (*time.Time, error) {
+//
+// Webhooks in skip (those with an attempt running) are left out: their
+// deliveries cannot be claimed until that attempt ends, which wakes the
+// worker anyway, so counting them would only make it spin.
+func (t *Tx) NextDeliveryDue(ctx context.Context, skip []string) (*time.Time, error) {
 	var v sql.NullInt64
-	err := t.q.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&v)
+	notIn, args := notInClause("webhook_id", skip)
+	err := t.q.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'`+notIn, args...).Scan(&v)
 	return timePtr(v), mapErr("next delivery due", err)
+}
+
+// notInClause builds " AND col NOT IN (?, ...)" and its arguments; empty
+// for no values.
+func notInClause(col string, values []string) (string, []any) {
+	if len(values) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return ` AND ` + col + ` NOT IN (?` + strings.Repeat(", ?", len(values)-1) + `)`, args
 }
 
 // DeliveryByID finds a delivery.
