@@ -30,12 +30,14 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h.secret, "whsec_"))
-	m := hmac.New(sha256.New, key)
+	// The reference product's receiver keys its HMAC with the secret string.
+	m := hmac.New(sha256.New, []byte(h.secret))
 	m.Write(body)
 	if got := r.Header.Get("x-authgear-body-signature"); got != hex.EncodeToString(m.Sum(nil)) {
 		h.bad = append(h.bad, "x-authgear-body-signature mismatch")
 	}
+	// Standard Webhooks: the decoded bytes of the whsec_ secret.
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h.secret, "whsec_"))
 	m = hmac.New(sha256.New, key)
 	m.Write([]byte(r.Header.Get("webhook-id") + "." + r.Header.Get("webhook-timestamp") + "."))
 	m.Write(body)

@@ -221,10 +221,10 @@ func verifyStandard(secret string, h http.Header, body []byte) string {
 	return "no matching signature in " + sigs
 }
 
-// verifyAuthgear checks hex(HMAC-SHA256(key, body)).
+// verifyAuthgear checks hex(HMAC-SHA256(secret, body)) the way a receiver
+// written for the reference product does: keyed with the string shown.
 func verifyAuthgear(secret string, h http.Header, body []byte) string {
-	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	mac := hmac.New(sha256.New, key)
+	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	got, err := hex.DecodeString(h.Get("x-authgear-body-signature"))
 	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {

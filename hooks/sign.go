@@ -19,16 +19,17 @@ import (
 //
 // A webhook's secret is 32 random bytes, shown once to the admin as
 // "whsec_" + base64(key) — the Standard Webhooks format, which its
-// libraries accept as is. Both signatures use the same 32 decoded bytes as
-// the HMAC-SHA256 key:
+// libraries accept as is. Each signature keys HMAC-SHA256 the way its own
+// receivers expect:
 //
-//	x-authgear-body-signature: hex(HMAC-SHA256(key, body))
-//	webhook-signature:         v1,base64(HMAC-SHA256(key, webhook-id + "." + webhook-timestamp + "." + body))
+//	x-authgear-body-signature: hex(HMAC-SHA256(secret string as shown, body))
+//	webhook-signature:         v1,base64(HMAC-SHA256(decoded 32 bytes, webhook-id + "." + webhook-timestamp + "." + body))
 //
-// so a receiver written for the reference product decodes the whsec_
-// string to bytes and checks the hex signature, and a Standard Webhooks
-// library takes the string unchanged. The key is stored AES-GCM encrypted
-// under a key derived from the server secret, and never shown again.
+// so a receiver written for the reference product (which keys the HMAC
+// with the secret string it was shown) works unchanged, and a Standard
+// Webhooks library takes the string unchanged too. The key is stored
+// AES-GCM encrypted under a key derived from the server secret, and never
+// shown again.
 const secretPrefix = "whsec_"
 
 // newSecretKey makes a fresh signing key.
@@ -49,9 +50,10 @@ func ParseSecret(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(s[len(secretPrefix):])
 }
 
-// BodySignature is the reference product's x-authgear-body-signature.
-func BodySignature(key, body []byte) string {
-	m := hmac.New(sha256.New, key)
+// BodySignature is the reference product's x-authgear-body-signature,
+// keyed with the secret string the admin was shown.
+func BodySignature(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
 	m.Write(body)
 	return hex.EncodeToString(m.Sum(nil))
 }
@@ -69,7 +71,7 @@ func signRequest(req *http.Request, key []byte, id string, at time.Time, body []
 	ts := at.Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Latchkey-Webhook/1")
-	req.Header.Set("x-authgear-body-signature", BodySignature(key, body))
+	req.Header.Set("x-authgear-body-signature", BodySignature(FormatSecret(key), body))
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", StandardSignature(key, id, ts, body))

@@ -572,7 +572,7 @@ func WebhookShow(l LayoutData, p WebhookPage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, "</code></pre><p class=\"hint\">Verify <code>webhook-signature</code> with any Standard Webhooks library using this secret as is. For <code>x-authgear-body-signature</code> (hex HMAC-SHA256 of the body), use the base64-decoded bytes after <code>whsec_</code> as the key.</p></section>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, "</code></pre><p class=\"hint\">Verify <code>webhook-signature</code> with any Standard Webhooks library using this secret as is. For <code>x-authgear-body-signature</code> (hex HMAC-SHA256 of the body), use this secret string, as shown, as the key.</p></section>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
