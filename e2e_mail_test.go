@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"latchkey/account"
-	"latchkey/store"
 )
 
 // TestE2EDevMailbox is `go run .` without SMTP: every portal page says
@@ -48,20 +44,5 @@ func TestE2EDevMailbox(t *testing.T) {
 	if m == nil || !strings.Contains(text, "You must change this password when you first sign in.") {
 		t.Fatalf("dev mailbox text:\n%s", text)
 	}
-	st, err := store.Open(context.Background(), app.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	id, err := st.IdentityByNorm(context.Background(), email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := st.PasswordByUser(context.Background(), id.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !(&account.Hasher{}).Verify(pw.Hash, m[1]) {
-		t.Fatalf("the password in the dev mailbox does not verify against the stored hash")
-	}
+	wantStoredPassword(t, app, email, m[1])
 }

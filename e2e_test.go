@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"latchkey/account"
+	"latchkey/store"
 )
 
 // e2eApp is Latchkey started through run(), as `go run .` would, on a free
@@ -180,4 +183,27 @@ func textOf(ctx context.Context, t *testing.T, sel string) string {
 		t.Fatalf("read %s: %v", sel, err)
 	}
 	return strings.TrimSpace(s)
+}
+
+// wantStoredPassword fails the test unless password verifies against the
+// stored hash of the user with this (normalised) login ID, read from the
+// app's database file: the password a user received is the one that works.
+func wantStoredPassword(t *testing.T, app *e2eApp, loginID, password string) {
+	t.Helper()
+	st, err := store.Open(context.Background(), app.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := st.IdentityByNorm(context.Background(), loginID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := st.PasswordByUser(context.Background(), id.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(&account.Hasher{}).Verify(pw.Hash, password) {
+		t.Fatalf("the password %q sent to %s does not verify against the stored hash", password, loginID)
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,9 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"latchkey/account"
 	"latchkey/mail/mailtest"
-	"latchkey/store"
 )
 
 // TestE2ECreateUserAutoPassword is the foundation's story: an admin signs
@@ -47,22 +44,7 @@ func TestE2ECreateUserAutoPassword(t *testing.T) {
 	if m == nil || !strings.Contains(msg.Text, app.URL+"/login") {
 		t.Fatalf("no temporary password or sign-in link in the message:\n%s", msg.Text)
 	}
-	st, err := store.Open(context.Background(), app.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	id, err := st.IdentityByNorm(context.Background(), email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := st.PasswordByUser(context.Background(), id.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !(&account.Hasher{}).Verify(pw.Hash, m[1]) {
-		t.Fatalf("the emailed password %q does not verify against the stored hash", m[1])
-	}
+	wantStoredPassword(t, app, email, m[1])
 	// The admin sees the delivery on the user page.
 	err = chromedp.Run(ctx,
 		chromedp.Reload(),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -11,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"latchkey/account"
 	"latchkey/mail/mailtest"
-	"latchkey/store"
 )
 
 func TestLoadConfigMail(t *testing.T) {
@@ -82,22 +79,7 @@ func TestQueuedEmailSurvivesRestart(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no password in:\n%s", msg.Text)
 	}
-	st, err := store.Open(context.Background(), app2.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	id, err := st.IdentityByNorm(context.Background(), email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := st.PasswordByUser(context.Background(), id.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !(&account.Hasher{}).Verify(pw.Hash, m[1]) {
-		t.Fatal("the password delivered after the restart does not verify")
-	}
+	wantStoredPassword(t, app2, email, m[1])
 	time.Sleep(300 * time.Millisecond)
 	if n := len(smtp.Messages()); n != 1 {
 		t.Fatalf("%d messages, want exactly 1", n)
