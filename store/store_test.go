@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +114,52 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a#1?x%41.db")); err != nil {
 		t.Fatalf("database not at the path given: %v", err)
+	}
+}
+
+// TestSearchListsEachUserOnce: a user with two login IDs matching the
+// prefix appears once, at the first of them, and paging still sees every
+// user exactly once.
+func TestSearchListsEachUserOnce(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Now()
+	add := func(user string, ids ...string) {
+		t.Helper()
+		if err := s.InsertUser(ctx, &User{ID: user, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range ids {
+			kind := "username"
+			if strings.Contains(v, "@") {
+				kind = "email"
+			}
+			if err := s.InsertIdentity(ctx, Identity{ID: user + "-" + v, UserID: user, Kind: kind, Value: v, ValueNorm: v, CreatedAt: now.Add(time.Duration(i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add("u1", "ann", "ann@example.com")
+	add("u2", "anna@example.com")
+	add("u3", "bob", "annie@example.com") // matches by its second login ID only
+	add("u4", "ann.b", "ann.c@example.com", "zed")
+	var seen []string
+	after := ""
+	for {
+		rows, err := s.ListUsers(ctx, ListUsersParams{Search: "ann", After: after, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			seen = append(seen, r.ID)
+			after = r.Cursor
+		}
+		if len(rows) < 2 {
+			break
+		}
+	}
+	want := []string{"u1", "u4", "u2", "u3"} // by first matching login ID: ann, ann.b, anna@, annie@
+	if strings.Join(seen, ",") != strings.Join(want, ",") {
+		t.Fatalf("search ann = %v, want %v", seen, want)
 	}
 }

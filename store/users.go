@@ -233,7 +233,10 @@ func (t *Tx) ListUsers(ctx context.Context, p ListUsersParams) ([]UserSummary, e
 		rows, err = t.q.QueryContext(ctx, `SELECT `+summaryCols+`, i.value_norm FROM identities i
 			JOIN users u ON u.id = i.user_id LEFT JOIN passwords p ON p.user_id = u.id
 			WHERE i.value_norm >= ? AND i.value_norm < ? AND (i.value_norm > ? OR (i.value_norm = ? AND i.user_id > ?))
-			ORDER BY i.value_norm, i.user_id LIMIT ?`, lo, hi, afterNorm, afterNorm, afterUser, p.Limit)
+			-- Each user once: at their first matching login ID.
+			AND NOT EXISTS (SELECT 1 FROM identities j WHERE j.user_id = i.user_id
+				AND j.value_norm >= ? AND j.value_norm < i.value_norm)
+			ORDER BY i.value_norm, i.user_id LIMIT ?`, lo, hi, afterNorm, afterNorm, afterUser, lo, p.Limit)
 	}
 	if err != nil {
 		return nil, mapErr("list users", err)

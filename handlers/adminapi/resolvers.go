@@ -416,7 +416,6 @@ func (r *resolver) Users(ctx context.Context, args struct {
 	}
 	conn := &userConnection{r: r, search: search, info: &pageInfo{hasPrev: after != ""}, edges: []*userEdge{}}
 	page := &pageLoader{acct: r.acct}
-	lower := strings.ToLower(search)
 	for len(conn.edges) <= first {
 		rows, err := r.acct.ListUsers(ctx, store.ListUsersParams{Search: search, After: after, Limit: first + 1})
 		if err != nil {
@@ -424,9 +423,6 @@ func (r *resolver) Users(ctx context.Context, args struct {
 		}
 		for _, row := range rows {
 			after = row.Cursor
-			if search != "" && !firstMatch(row, lower) {
-				continue
-			}
 			if len(conn.edges) == first {
 				conn.info.hasNext = true
 				break
@@ -447,19 +443,6 @@ func (r *resolver) Users(ctx context.Context, args struct {
 		conn.info.start, conn.info.end = &conn.edges[0].cursor, &conn.edges[n-1].cursor
 	}
 	return conn, nil
-}
-
-// firstMatch reports whether a search row is the user's first matching
-// login ID (by normalised value), so each user is listed once.
-func firstMatch(row store.UserSummary, lower string) bool {
-	norm, _, _ := strings.Cut(row.Cursor, "\x00")
-	for _, id := range row.LoginIDs {
-		l := strings.ToLower(id)
-		if strings.HasPrefix(l, lower) && l < norm {
-			return false
-		}
-	}
-	return true
 }
 
 // ---- Mutations ----
