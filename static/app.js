@@ -116,3 +116,13 @@
     rsync();
   }
 })();
+
+// Forms marked data-confirm ask before they submit (destructive actions).
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (ev) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
+    });
+  });
+})();
