@@ -60,10 +60,11 @@ func (u *User) PasswordExpired(now time.Time) bool {
 func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInput) (*User, error) {
 	policy := s.Policy()
 	var errs []*Error
-	id, err := NormalizeLoginID(in.LoginIDKey, in.LoginIDValue, s.cfg.PhoneRegion)
-	if err != nil {
-		errs = append(errs, err.(*Error))
+	id, idErr := NormalizeLoginID(in.LoginIDKey, in.LoginIDValue, s.cfg.PhoneRegion)
+	if idErr != nil {
+		errs = append(errs, idErr.(*Error))
 	}
+	var err error
 	password := ""
 	generated := false
 	if in.Password != nil {
@@ -79,9 +80,8 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 	}
 	if in.SendPassword {
 		switch {
-		case err == nil && id.Kind != KindEmail:
-			errs = append(errs, &Error{Name: "Invalid", Reason: ReasonSendPasswordNoTarget, Field: "sendPassword",
-				Message: "The password can only be sent to an email address; this user has no email."})
+		case idErr == nil && id.Kind != KindEmail:
+			errs = append(errs, noEmailTarget())
 		case in.Password == nil:
 			errs = append(errs, fieldErr("sendPassword", ReasonValidationFailed, "There is no password to send.", nil))
 		}

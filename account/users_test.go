@@ -189,3 +189,14 @@ func TestDuplicateUnderRace(t *testing.T) {
 		t.Fatalf("%d creations succeeded, want exactly 1", ok)
 	}
 }
+
+// TestBadEmailWithGeneratedPasswordIsOneError: an invalid email with
+// "generate and send" reports the email, not also a missing email target.
+func TestBadEmailWithGeneratedPasswordIsOneError(t *testing.T) {
+	s, _ := newTestService(t)
+	_, err := s.CreateUser(context.Background(), admin, CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "nope", Password: ptr(""), SendPassword: true})
+	fe := FieldErrors(err)
+	if len(fe) != 1 || fe["loginID"] == "" {
+		t.Fatalf("field errors = %v, want only loginID", fe)
+	}
+}
