@@ -109,13 +109,9 @@ func (s *Server) usersBulkRequirePasswordChange(c echo.Context) error {
 			if len(rows) == 0 {
 				break
 			}
-			seen := map[string]bool{}
-			ids := make([]string, 0, len(rows))
+			ids := make([]string, 0, len(rows)) // the store lists each user once
 			for _, r := range rows {
-				if !seen[r.ID] {
-					seen[r.ID] = true
-					ids = append(ids, r.ID)
-				}
+				ids = append(ids, r.ID)
 			}
 			res, err := s.acct.RequirePasswordChange(ctx, actor, ids)
 			if err != nil {

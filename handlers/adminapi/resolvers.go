@@ -416,28 +416,21 @@ func (r *resolver) Users(ctx context.Context, args struct {
 	}
 	conn := &userConnection{r: r, search: search, info: &pageInfo{hasPrev: after != ""}, edges: []*userEdge{}}
 	page := &pageLoader{acct: r.acct}
-	for len(conn.edges) <= first {
-		rows, err := r.acct.ListUsers(ctx, store.ListUsersParams{Search: search, After: after, Limit: first + 1})
-		if err != nil {
-			return nil, r.wrapErr(ctx, "users", err)
-		}
-		for _, row := range rows {
-			after = row.Cursor
-			if len(conn.edges) == first {
-				conn.info.hasNext = true
-				break
-			}
-			row := row
-			conn.edges = append(conn.edges, &userEdge{
-				cursor: encodeCursor(usersCursor{Search: search, After: row.Cursor}),
-				node: &userResolver{acct: r.acct, base: row.User, expireAfter: row.ExpireAfter,
-					page: page, hasPassword: row.HasPassword},
-			})
-			page.ids = append(page.ids, row.ID)
-		}
-		if conn.info.hasNext || len(rows) < first+1 {
-			break
-		}
+	// One row past the page tells whether there is a next page.
+	rows, err := r.acct.ListUsers(ctx, store.ListUsersParams{Search: search, After: after, Limit: first + 1})
+	if err != nil {
+		return nil, r.wrapErr(ctx, "users", err)
+	}
+	if len(rows) > first {
+		rows, conn.info.hasNext = rows[:first], true
+	}
+	for _, row := range rows {
+		conn.edges = append(conn.edges, &userEdge{
+			cursor: encodeCursor(usersCursor{Search: search, After: row.Cursor}),
+			node: &userResolver{acct: r.acct, base: row.User, expireAfter: row.ExpireAfter,
+				page: page, hasPassword: row.HasPassword},
+		})
+		page.ids = append(page.ids, row.ID)
 	}
 	if n := len(conn.edges); n > 0 {
 		conn.info.start, conn.info.end = &conn.edges[0].cursor, &conn.edges[n-1].cursor
