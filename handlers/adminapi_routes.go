@@ -37,9 +37,6 @@ func (s *Server) adminAPIRoutes(e *echo.Echo, a *echo.Group) {
 // every Admin API route (GraphQL here, user import elsewhere), so that
 // failures on any of them count together.
 func (s *Server) apiKeyAuth() echo.MiddlewareFunc {
-	if s.apiAuthFailures == nil {
-		s.apiAuthFailures = NewLimiter(apiAuthFailuresPerMinute, minute)
-	}
 	return APIKeyAuth(s.acct, s.apiAuthFailures, s.log)
 }
 

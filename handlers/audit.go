@@ -29,15 +29,8 @@ func (s *Server) eventsRoutes(e *echo.Echo, a *echo.Group) {
 		return
 	}
 	// User import: Admin API key, like the GraphQL endpoint, sharing its
-	// failure limiter (looked up per request: adminAPIRoutes sets it up).
-	e.POST(importPath, s.usersImport, noStore, func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if s.apiAuthFailures == nil {
-				return echo.NewHTTPError(http.StatusServiceUnavailable, "The Admin API is not enabled.")
-			}
-			return APIKeyAuth(s.acct, s.apiAuthFailures, s.log)(next)(c)
-		}
-	})
+	// failure limiter.
+	e.POST(importPath, s.usersImport, noStore, s.apiKeyAuth())
 	a.GET("/audit-log", s.auditIndex)
 	a.GET("/audit-log/:id", s.auditShow)
 	a.GET("/hooks", s.hooksIndex)

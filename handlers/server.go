@@ -78,6 +78,7 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		log:              cfg.Log,
 		secure:           strings.HasPrefix(cfg.PublicURL, "https://"),
 		portalLoginLimit: NewLimiter(10, minute),
+		apiAuthFailures:  NewLimiter(apiAuthFailuresPerMinute, minute),
 		hooks:            cfg.Hooks,
 	}
 	s.sessions = sessions.NewCookieStore(
