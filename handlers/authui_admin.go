@@ -21,13 +21,13 @@ func (s *Server) userSignInPanel(c echo.Context, u *account.User) (templ.Compone
 	return views.UserSignInPanel(views.LockoutPanel{UserID: u.ID, CSRF: csrf, Disabled: u.IsDisabled, Lockout: l, Now: s.acct.Now()}), nil
 }
 
-// userActionDone flashes msg and goes back to the user page, or answers
-// 404 for an unknown user.
-func (s *Server) userActionDone(c echo.Context, err error, msg string) error {
+// userActionDone flashes msg (or the error's message) and goes back to the
+// user page at anchor, or answers 404 for an unknown user.
+func (s *Server) userActionDone(c echo.Context, err error, msg, anchor string) error {
 	if err != nil {
 		if ae, ok := account.AsError(err); ok {
 			if ae.Reason == account.ReasonUserNotFound {
-				return echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
+				return userNotFound404(err)
 			}
 			msg = ae.Message
 			if err := addFlash(c, portalSession(c), "error", msg); err != nil {
@@ -40,20 +40,20 @@ func (s *Server) userActionDone(c echo.Context, err error, msg string) error {
 	if err := addFlash(c, portalSession(c), "success", msg); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/portal/users/"+c.Param("id")+"#sign-in")
+	return c.Redirect(http.StatusSeeOther, "/portal/users/"+c.Param("id")+anchor)
 }
 
 func (s *Server) userLockoutClear(c echo.Context) error {
 	err := s.acct.ClearLockout(c.Request().Context(), s.adminActor(c), c.Param("id"))
-	return s.userActionDone(c, err, "Lockout cleared. The user can sign in again.")
+	return s.userActionDone(c, err, "Lockout cleared. The user can sign in again.", "#sign-in")
 }
 
 func (s *Server) userDisable(c echo.Context) error {
 	_, err := s.acct.SetDisabledStatus(c.Request().Context(), s.adminActor(c), c.Param("id"), true, c.FormValue("reason"))
-	return s.userActionDone(c, err, "User disabled. They can no longer sign in.")
+	return s.userActionDone(c, err, "User disabled. They can no longer sign in.", "#sign-in")
 }
 
 func (s *Server) userEnable(c echo.Context) error {
 	_, err := s.acct.SetDisabledStatus(c.Request().Context(), s.adminActor(c), c.Param("id"), false, "")
-	return s.userActionDone(c, err, "User enabled.")
+	return s.userActionDone(c, err, "User enabled.", "#sign-in")
 }

@@ -12,14 +12,23 @@ import (
 // loadUserOr404 loads the user named in the path, or answers 404.
 func (s *Server) loadUserOr404(c echo.Context) (*account.User, error) {
 	u, err := s.acct.GetUser(c.Request().Context(), c.Param("id"))
-	if e, ok := account.AsError(err); ok && e.Reason == account.ReasonUserNotFound {
-		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
+	if err != nil {
+		return nil, userNotFound404(err)
 	}
-	return u, err
+	return u, nil
+}
+
+// userNotFound404 turns account's UserNotFound into the portal's 404 page
+// and passes any other error through.
+func userNotFound404(err error) error {
+	if e, ok := account.AsError(err); ok && e.Reason == account.ReasonUserNotFound {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
+	}
+	return err
 }
 
 func (s *Server) resetPasswordForm(u *account.User) views.ResetPasswordForm {
-	return views.ResetPasswordForm{UserID: u.ID, Title: userTitle(u), Email: u.Email(), Mode: "manual",
+	return views.ResetPasswordForm{UserID: u.ID, Title: views.UserTitle(u), Email: u.Email(), Mode: "manual",
 		SetPasswordExpired: true, Rules: s.acct.Policy().Rules()}
 }
 

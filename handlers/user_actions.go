@@ -24,26 +24,12 @@ func (s *Server) userActionsPanel(c echo.Context, u *account.User) (templ.Compon
 // change requirement"; it calls the same account method as the Admin API.
 func (s *Server) userSetPasswordExpired(c echo.Context) error {
 	expired := c.FormValue("expired") == "true"
-	u, err := s.acct.SetPasswordExpired(c.Request().Context(), s.adminActor(c), c.Param("id"), expired)
-	if e, ok := account.AsError(err); ok {
-		if e.Reason == account.ReasonUserNotFound {
-			return echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
-		}
-		if err := addFlash(c, portalSession(c), "error", e.Message); err != nil {
-			return err
-		}
-		return c.Redirect(http.StatusSeeOther, "/portal/users/"+c.Param("id"))
-	} else if err != nil {
-		return err
-	}
+	_, err := s.acct.SetPasswordExpired(c.Request().Context(), s.adminActor(c), c.Param("id"), expired)
 	msg := "The user must change their password at next sign-in."
 	if !expired {
 		msg = "The password change requirement is cancelled."
 	}
-	if err := addFlash(c, portalSession(c), "success", msg); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/portal/users/"+u.ID)
+	return s.userActionDone(c, err, msg, "#password")
 }
 
 func (s *Server) userDeleteConfirm(c echo.Context) error {
@@ -51,7 +37,7 @@ func (s *Server) userDeleteConfirm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.DeleteUserConfirm(s.layout(c, "Delete user", "users"), views.DeleteUserPage{UserID: u.ID, Title: userTitle(u)}))
+	return render(c, http.StatusOK, views.DeleteUserConfirm(s.layout(c, "Delete user", "users"), views.DeleteUserPage{UserID: u.ID, Title: views.UserTitle(u)}))
 }
 
 // userDelete deletes the user once the confirm step was taken (the confirm
@@ -61,12 +47,10 @@ func (s *Server) userDelete(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/portal/users/"+c.Param("id")+"/delete")
 	}
 	u, err := s.acct.DeleteUser(c.Request().Context(), s.adminActor(c), c.Param("id"))
-	if e, ok := account.AsError(err); ok && e.Reason == account.ReasonUserNotFound {
-		return echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
-	} else if err != nil {
-		return err
+	if err != nil {
+		return userNotFound404(err)
 	}
-	if err := addFlash(c, portalSession(c), "success", "User "+userTitle(u)+" deleted."); err != nil {
+	if err := addFlash(c, portalSession(c), "success", "User "+views.UserTitle(u)+" deleted."); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal/users")

@@ -129,11 +129,8 @@ func (s *Server) usersCreate(c echo.Context) error {
 }
 
 func (s *Server) userShow(c echo.Context) error {
-	u, err := s.acct.GetUser(c.Request().Context(), c.Param("id"))
+	u, err := s.loadUserOr404(c)
 	if err != nil {
-		if ae, ok := account.AsError(err); ok && ae.Reason == account.ReasonUserNotFound {
-			return echo.NewHTTPError(http.StatusNotFound, "There is no such user. It may have been deleted.")
-		}
 		return err
 	}
 	p := views.UserPage{User: u, Now: s.acct.Now()}
@@ -146,16 +143,9 @@ func (s *Server) userShow(c echo.Context) error {
 			p.Panels = append(p.Panels, comp)
 		}
 	}
-	return render(c, http.StatusOK, views.UserShow(s.layout(c, userTitle(u), "users"), p))
+	return render(c, http.StatusOK, views.UserShow(s.layout(c, views.UserTitle(u), "users"), p))
 }
 
 // userPanel adds a section to the user page; features register theirs in
 // Server.userPanels.
 type userPanel func(c echo.Context, u *account.User) (templ.Component, error)
-
-func userTitle(u *account.User) string {
-	if len(u.Identities) > 0 {
-		return u.Identities[0].Value
-	}
-	return "User"
-}

@@ -807,7 +807,7 @@ func UserShow(l LayoutData, p UserPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var30 string
-			templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(userTitle(p.User))
+			templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(UserTitle(p.User))
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/users.templ`, Line: 219, Col: 26}
 			}
@@ -1039,7 +1039,9 @@ func UserShow(l LayoutData, p UserPage) templ.Component {
 	})
 }
 
-func userTitle(u *account.User) string {
+// UserTitle names a user on pages and in messages: their first login ID,
+// or their ID when they have none.
+func UserTitle(u *account.User) string {
 	if len(u.Identities) > 0 {
 		return u.Identities[0].Value
 	}
