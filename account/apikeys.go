@@ -91,7 +91,8 @@ func (s *Service) RevokeAPIKey(ctx context.Context, actor Actor, id string) erro
 // AuthenticateAPIKey checks a bearer token and returns its key. Every
 // failure is ErrInvalidAPIKey. The secret's hash is compared in constant
 // time, and an unknown ID costs the same hash and compare as a known one.
-// A successful use updates the key's last-used time (at most once a minute).
+// A successful use updates the key's last-used time and IP (at most once a
+// minute, or when the IP changes).
 func (s *Service) AuthenticateAPIKey(ctx context.Context, token, ip string) (*store.APIKey, error) {
 	rest, ok := strings.CutPrefix(token, apiKeyPrefix)
 	if !ok {

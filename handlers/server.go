@@ -151,7 +151,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 }
 
-// actor builds the Actor for the signed-in admin of this request.
+// adminActor builds the Actor for the signed-in admin of this request.
 func (s *Server) adminActor(c echo.Context) account.Actor {
 	a := account.Actor{Kind: "admin", TriggeredBy: "admin_api", IP: c.RealIP(), UserAgent: c.Request().UserAgent(),
 		Languages: acceptLanguages(c.Request().Header.Get("Accept-Language"))}

@@ -127,17 +127,6 @@ func WebhookTypes() []TypeInfo {
 	return out
 }
 
-// BlockingTypes lists the blocking types.
-func BlockingTypes() []TypeInfo {
-	var out []TypeInfo
-	for _, ti := range Types {
-		if ti.Blocking {
-			out = append(out, ti)
-		}
-	}
-	return out
-}
-
 // Envelope is an event as webhooks receive it and the audit log shows it.
 type Envelope struct {
 	ID      string          `json:"id"`

@@ -29,7 +29,7 @@ type Message struct {
 	HTML    string
 }
 
-// Sender delivers a message. An error wrapped by Permanent means the
+// Sender delivers a message. An error wrapped in PermanentError means the
 // server refused it for good; any other error is worth a retry.
 type Sender interface {
 	Send(ctx context.Context, from string, m Message) error

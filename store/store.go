@@ -46,8 +46,7 @@ type Tx struct {
 // transaction.
 type Store struct {
 	Tx
-	db   *sql.DB
-	path string
+	db *sql.DB
 }
 
 // Open opens (creating if needed) the SQLite file at path and applies
@@ -78,7 +77,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{Tx: Tx{q: db}, db: db, path: path}
+	s := &Store{Tx: Tx{q: db}, db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -88,9 +87,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
-
-// Path is the database file's path.
-func (s *Store) Path() string { return s.path }
 
 // DB exposes the pool for benchmarks and maintenance; application code uses
 // the query methods.
@@ -184,7 +180,7 @@ func mapErr(op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
-// nullInt converts an optional time to a nullable unix-millisecond column.
+// nullTime converts an optional time to a nullable unix-millisecond column.
 func nullTime(t *time.Time) any {
 	if t == nil {
 		return nil

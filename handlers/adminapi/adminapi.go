@@ -23,9 +23,6 @@ import (
 //go:embed schema.graphql
 var schemaText string
 
-// Schema is the Admin API's schema text, for clients and docs.
-func Schema() string { return schemaText }
-
 // maxBody caps a request body; queries and mutations are small.
 const maxBody = 1 << 20
 
