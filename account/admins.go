@@ -2,10 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -54,13 +50,8 @@ func (s *Service) BootstrapAdmin(ctx context.Context, email, password string) (b
 // only its hash, and returns it for the setup link in the log. Each call
 // replaces the previous token.
 func (s *Service) NewSetupToken(ctx context.Context) (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	token := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(token))
-	if err := s.store.PutSetting(ctx, setupTokenSetting, []byte(hex.EncodeToString(sum[:]))); err != nil {
+	token := NewToken()
+	if err := s.store.PutSetting(ctx, setupTokenSetting, []byte(hashToken(token))); err != nil {
 		return "", fmt.Errorf("account: setup token: %w", err)
 	}
 	return token, nil
@@ -85,8 +76,7 @@ func (s *Service) checkSetupToken(ctx context.Context, tx *store.Tx, token strin
 	} else if err != nil {
 		return err
 	}
-	sum := sha256.Sum256([]byte(token))
-	if token == "" || !equalSecret(hex.EncodeToString(sum[:]), string(want)) {
+	if token == "" || !equalSecret(hashToken(token), string(want)) {
 		return &Error{Name: "Forbidden", Reason: "InvalidSetupToken", Message: "This setup link is not valid. Use the link from the server log."}
 	}
 	return nil

@@ -2,11 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,13 +40,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor Actor, name string) (*
 	case len(name) > 100:
 		return nil, fieldErr("name", ReasonValidationFailed, "The name can be at most 100 characters.", nil)
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	secret := base64.RawURLEncoding.EncodeToString(b)
+	secret := NewToken()
 	id := strings.ReplaceAll(uuid.NewString(), "-", "")
-	k := store.APIKey{ID: id, Name: name, SecretHash: hashAPISecret(secret), CreatedAt: s.Now(), CreatedBy: actor.Name}
+	k := store.APIKey{ID: id, Name: name, SecretHash: hashToken(secret), CreatedAt: s.Now(), CreatedBy: actor.Name}
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.InsertAPIKey(ctx, k); err != nil {
 			return err
@@ -102,15 +93,15 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, token, ip string) (*st
 	if !ok || len(id) != 32 || secret == "" || len(secret) > 100 || !isHex(id) {
 		return nil, ErrInvalidAPIKey
 	}
-	got := hashAPISecret(secret)
+	got := hashToken(secret)
 	k, err := s.store.APIKeyByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		subtle.ConstantTimeCompare([]byte(got), []byte(hashAPISecret("")))
+		equalSecret(got, hashToken(""))
 		return nil, ErrInvalidAPIKey
 	} else if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(k.SecretHash)) != 1 || k.RevokedAt != nil {
+	if !equalSecret(got, k.SecretHash) || k.RevokedAt != nil {
 		return nil, ErrInvalidAPIKey
 	}
 	now := s.Now()
@@ -121,11 +112,6 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, token, ip string) (*st
 		k.LastUsedAt, k.LastUsedIP = &now, ip
 	}
 	return k, nil
-}
-
-func hashAPISecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
 }
 
 func isHex(s string) bool {

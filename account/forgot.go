@@ -57,7 +57,7 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 	if err != nil {
 		return err
 	}
-	link := newToken()
+	link := NewToken()
 	sent := false
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		u, err := loadUser(ctx, tx, ident.UserID)

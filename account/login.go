@@ -217,7 +217,7 @@ func (s *Service) startSession(ctx context.Context, tx *store.Tx, actor Actor, u
 	if err := tx.DeleteExpiredUserSessions(ctx, userID, now); err != nil {
 		return "", err
 	}
-	token := newToken()
+	token := NewToken()
 	ttl := SessionTTL
 	if restricted {
 		ttl = RestrictedSessionTTL
@@ -287,8 +287,9 @@ func (s *Service) ClearLockout(ctx context.Context, actor Actor, userID string) 
 	})
 }
 
-// newToken returns 32 random bytes, base64url-encoded.
-func newToken() string {
+// NewToken returns 32 random bytes, base64url-encoded: session tokens,
+// reset links, API key secrets, CSRF tokens.
+func NewToken() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		panic("account: crypto/rand failed: " + err.Error())
@@ -296,7 +297,8 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// hashToken is how session tokens and reset links are stored.
+// hashToken is how session tokens, reset links, API key secrets and the
+// setup token are stored: hex SHA-256.
 func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])

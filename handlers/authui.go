@@ -147,7 +147,7 @@ func (s *Server) userActor(c echo.Context) account.Actor {
 // new session: new token, new CSRF token.
 func (s *Server) startUserSession(c echo.Context, token, next, flash string) error {
 	sess := userCookieSession(c)
-	sess.Values = map[any]any{userTokenKey: token, csrfKey: randomToken()}
+	sess.Values = map[any]any{userTokenKey: token, csrfKey: account.NewToken()}
 	if next != "" {
 		sess.Values[userNextKey] = next
 	}
@@ -223,7 +223,7 @@ func (s *Server) authLogout(c echo.Context) error {
 	if err := s.acct.Logout(c.Request().Context(), tok); err != nil {
 		return err
 	}
-	sess.Values = map[any]any{csrfKey: randomToken()}
+	sess.Values = map[any]any{csrfKey: account.NewToken()}
 	if err := addFlash(c, sess, "success", "You have signed out."); err != nil {
 		return err
 	}
@@ -366,7 +366,7 @@ func (s *Server) authResetCode(c echo.Context) error {
 // them all) and sends the user to sign in with the new password.
 func (s *Server) resetDone(c echo.Context) error {
 	sess := userCookieSession(c)
-	sess.Values = map[any]any{csrfKey: randomToken()}
+	sess.Values = map[any]any{csrfKey: account.NewToken()}
 	if err := addFlash(c, sess, "success", "Your password has been reset. Sign in with your new password."); err != nil {
 		return err
 	}

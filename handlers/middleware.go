@@ -1,10 +1,9 @@
 package handlers
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
+	"latchkey/account"
 	"net/http"
 	"net/url"
 
@@ -59,7 +58,7 @@ func (s *Server) withSession(cookie, ctxKey string) echo.MiddlewareFunc {
 			sess.Options = s.cookieOptions()
 			c.Set(ctxKey, sess)
 			if _, ok := sess.Values[csrfKey].(string); !ok {
-				sess.Values[csrfKey] = randomToken()
+				sess.Values[csrfKey] = account.NewToken()
 				if err := sess.Save(c.Request(), c.Response()); err != nil {
 					return err
 				}
@@ -150,13 +149,4 @@ func takeFlashes(c echo.Context, sess *sessions.Session) []views.Flash {
 	}
 	_ = sess.Save(c.Request(), c.Response())
 	return out
-}
-
-// randomToken returns 32 random bytes, base64url-encoded.
-func randomToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic("handlers: crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }

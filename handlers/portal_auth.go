@@ -76,7 +76,7 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 // one for the admin: fresh values, fresh CSRF token.
 func (s *Server) startAdminSession(c echo.Context, adminID, next, flash string) error {
 	sess := portalSession(c)
-	sess.Values = map[any]any{adminIDKey: adminID, csrfKey: randomToken()}
+	sess.Values = map[any]any{adminIDKey: adminID, csrfKey: account.NewToken()}
 	if flash != "" {
 		sess.AddFlash("success\x00"+flash, flashKey)
 	}
