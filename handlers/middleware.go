@@ -3,13 +3,13 @@ package handlers
 import (
 	"crypto/subtle"
 	"errors"
-	"latchkey/account"
 	"net/http"
 	"net/url"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"latchkey/account"
 	"latchkey/store"
 	"latchkey/views"
 )
