@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -32,7 +31,7 @@ func APIKeyAuth(acct *account.Service, failures *Limiter, log *slog.Logger) echo
 		return func(c echo.Context) error {
 			ip := c.RealIP()
 			if over, wait := failures.over(ip); over {
-				c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+				setRetryAfter(c, wait)
 				return apiAuthError(c, http.StatusTooManyRequests, "TooManyRequest", "Too many failed authentications from this address. Wait a minute and try again.")
 			}
 			h := c.Request().Header.Get("Authorization")
@@ -75,32 +74,4 @@ func apiAuthError(c echo.Context, status int, reason, msg string) error {
 		"message":    msg,
 		"extensions": map[string]any{"errorName": reason, "reason": reason},
 	}}})
-}
-
-// over reports, without counting a hit, whether key is at its limit, and
-// if so how long until a hit would be allowed.
-func (l *Limiter) over(key string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.keys[key]
-	if w == nil {
-		return false, 0
-	}
-	now := l.now()
-	prev, curr, start := w.prev, w.curr, w.start
-	if elapsed := now.Sub(start); elapsed >= l.window {
-		periods := int(elapsed / l.window)
-		if periods == 1 {
-			prev = curr
-		} else {
-			prev = 0
-		}
-		curr = 0
-		start = start.Add(time.Duration(periods) * l.window)
-	}
-	frac := 1 - float64(now.Sub(start))/float64(l.window)
-	if float64(prev)*frac+float64(curr)+1 > float64(l.limit) {
-		return true, start.Add(l.window).Sub(now)
-	}
-	return false, 0
 }

@@ -176,12 +176,10 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	}
 	ip := c.RealIP()
 	acctKey := loginLimitKey(f.LoginID, ip, s.acct.PhoneRegion())
-	if ok, wait := s.authui.loginIP.Allow(ip); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.authui.loginIP, ip) {
 		return fail(http.StatusTooManyRequests, "Too many sign-in attempts from your network. Wait a minute and try again.", false)
 	}
-	if ok, wait := s.authui.loginAcctIP.Allow(acctKey); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.authui.loginAcctIP, acctKey) {
 		return fail(http.StatusTooManyRequests, "Too many failed sign-in attempts. Try again later, or use “Forgot password”.", true)
 	}
 	old, _ := userCookieSession(c).Values[userTokenKey].(string)
@@ -307,8 +305,7 @@ func (s *Server) authForgotShow(c echo.Context) error {
 
 func (s *Server) authForgot(c echo.Context) error {
 	f := views.AuthForgotForm{LoginID: strings.TrimSpace(c.FormValue("login_id"))}
-	if ok, wait := s.authui.forgotIP.Allow(c.RealIP()); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.authui.forgotIP, c.RealIP()) {
 		f.Error = "Too many requests. Wait a minute and try again."
 		return render(c, http.StatusTooManyRequests, views.AuthForgot(s.authLayout(c, "Forgot password"), f))
 	}
@@ -346,8 +343,7 @@ func resetErrors(err error, codeField string) map[string]string {
 func (s *Server) authResetCode(c echo.Context) error {
 	f := s.resetForm(nil)
 	f.LoginID = strings.TrimSpace(c.FormValue("login_id"))
-	if ok, wait := s.authui.resetIP.Allow(c.RealIP()); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.authui.resetIP, c.RealIP()) {
 		f.Errors = map[string]string{"": "Too many attempts. Wait a minute and try again."}
 		return render(c, http.StatusTooManyRequests, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
 	}
@@ -389,8 +385,7 @@ func (s *Server) authResetLinkShow(c echo.Context) error {
 func (s *Server) authResetLink(c echo.Context) error {
 	f := s.resetForm(nil)
 	f.Token = c.FormValue("token")
-	if ok, wait := s.authui.resetIP.Allow(c.RealIP()); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.authui.resetIP, c.RealIP()) {
 		f.Errors = map[string]string{"": "Too many attempts. Wait a minute and try again."}
 		return render(c, http.StatusTooManyRequests, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
 	}
@@ -414,8 +409,7 @@ func (s *Server) authResetLink(c echo.Context) error {
 // user), so it is CSRF-bound and rate limited per IP; it only runs the
 // policy and stores or logs nothing.
 func (s *Server) authPasswordCheck(c echo.Context) error {
-	if ok, wait := s.authui.checkIP.Allow(c.RealIP()); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.authui.checkIP, c.RealIP()) {
 		return c.JSON(http.StatusTooManyRequests, map[string]string{"error": "Too many requests."})
 	}
 	return c.JSON(http.StatusOK, passwordCheckResult(s.acct.Policy(), c.FormValue("password")))

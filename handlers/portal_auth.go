@@ -56,8 +56,7 @@ func (s *Server) portalLoginShow(c echo.Context) error {
 
 func (s *Server) portalLoginCreate(c echo.Context) error {
 	f := views.AdminLoginForm{Email: c.FormValue("email"), Next: safeNext(c.FormValue("next"), "")}
-	if ok, wait := s.portalLoginLimit.Allow(c.RealIP()); !ok {
-		c.Response().Header().Set("Retry-After", itoa(int(wait.Seconds())+1))
+	if limited(c, s.portalLoginLimit, c.RealIP()) {
 		f.Error = "Too many sign-in attempts. Wait a minute and try again."
 		return render(c, http.StatusTooManyRequests, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	}

@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/labstack/echo/v4"
 )
 
 const minute = time.Minute
@@ -28,6 +31,33 @@ func NewLimiter(limit int, per time.Duration) *Limiter {
 	return &Limiter{limit: limit, window: per, keys: map[string]*window{}, now: time.Now}
 }
 
+// rolled is w moved forward to now: the current window becomes the
+// previous one when a window has passed, and both are empty after two.
+func (l *Limiter) rolled(w window, now time.Time) window {
+	if elapsed := now.Sub(w.start); elapsed >= l.window {
+		periods := int(elapsed / l.window)
+		if periods == 1 {
+			w.prev = w.curr
+		} else {
+			w.prev = 0
+		}
+		w.curr = 0
+		w.start = w.start.Add(time.Duration(periods) * l.window)
+	}
+	return w
+}
+
+// full reports whether one more hit would pass the limit in the sliding
+// window ending now (the previous window weighted by how much of it still
+// overlaps), and if so how long until it would not.
+func (l *Limiter) full(w window, now time.Time) (bool, time.Duration) {
+	frac := 1 - float64(now.Sub(w.start))/float64(l.window)
+	if float64(w.prev)*frac+float64(w.curr)+1 > float64(l.limit) {
+		return true, w.start.Add(l.window).Sub(now)
+	}
+	return false, 0
+}
+
 // Allow counts one hit for key and reports whether it is within the limit,
 // and if not, how long until it would be.
 func (l *Limiter) Allow(key string) (bool, time.Duration) {
@@ -47,25 +77,25 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 		w = &window{start: now.Truncate(l.window)}
 		l.keys[key] = w
 	}
-	if elapsed := now.Sub(w.start); elapsed >= l.window {
-		periods := int(elapsed / l.window)
-		if periods == 1 {
-			w.prev = w.curr
-		} else {
-			w.prev = 0
-		}
-		w.curr = 0
-		w.start = w.start.Add(time.Duration(periods) * l.window)
-	}
-	// Weight the previous window by how much of it still overlaps the
-	// sliding window ending now.
-	frac := 1 - float64(now.Sub(w.start))/float64(l.window)
-	estimate := float64(w.prev)*frac + float64(w.curr)
-	if estimate+1 > float64(l.limit) {
-		return false, w.start.Add(l.window).Sub(now)
+	*w = l.rolled(*w, now)
+	if full, wait := l.full(*w, now); full {
+		return false, wait
 	}
 	w.curr++
 	return true, 0
+}
+
+// over reports, without counting a hit, whether key is at its limit, and
+// if so how long until a hit would be allowed.
+func (l *Limiter) over(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.keys[key]
+	if w == nil {
+		return false, 0
+	}
+	now := l.now()
+	return l.full(l.rolled(*w, now), now)
 }
 
 // Reset forgets key's hits (after a successful sign-in, say).
@@ -73,4 +103,18 @@ func (l *Limiter) Reset(key string) {
 	l.mu.Lock()
 	delete(l.keys, key)
 	l.mu.Unlock()
+}
+
+// limited counts a hit for key and, when it is over the limit, sets
+// Retry-After on the answer and reports true: the caller then answers 429.
+func limited(c echo.Context, l *Limiter, key string) bool {
+	ok, wait := l.Allow(key)
+	if !ok {
+		setRetryAfter(c, wait)
+	}
+	return !ok
+}
+
+func setRetryAfter(c echo.Context, wait time.Duration) {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 }
