@@ -90,10 +90,15 @@ type Events interface {
 	Blocking(ctx context.Context, actor Actor, ev Event) error
 }
 
-type nopEvents struct{}
+// NopEvents records nothing and allows everything: the Events of a
+// service, outbox or test without the hooks package.
+type NopEvents struct{}
 
-func (nopEvents) Record(context.Context, *store.Tx, Actor, Event) error { return nil }
-func (nopEvents) Blocking(context.Context, Actor, Event) error          { return nil }
+// Record does nothing.
+func (NopEvents) Record(context.Context, *store.Tx, Actor, Event) error { return nil }
+
+// Blocking allows everything.
+func (NopEvents) Blocking(context.Context, Actor, Event) error { return nil }
 
 // Config holds the account settings that come from the environment.
 type Config struct {
@@ -126,7 +131,7 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 		cfg.PhoneRegion = "US"
 	}
 	if events == nil {
-		events = nopEvents{}
+		events = NopEvents{}
 	}
 	if log == nil {
 		log = slog.Default()
@@ -146,7 +151,7 @@ func (s *Service) SetMailer(m Mailer) { s.mailer = m }
 // SetEvents wires the event recorder in after construction.
 func (s *Service) SetEvents(e Events) {
 	if e == nil {
-		e = nopEvents{}
+		e = NopEvents{}
 	}
 	s.events = e
 }

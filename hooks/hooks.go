@@ -72,7 +72,7 @@ type Service struct {
 	store  *store.Store
 	cfg    Config
 	log    *slog.Logger
-	sealer *sealer
+	sealer *account.Sealer
 	client *http.Client
 	wake   chan struct{}
 	// Now is the clock; tests move it.
@@ -94,7 +94,7 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.Default()
 	}
-	sl, err := newSealer(account.DeriveKey(serverSecret, "webhook"))
+	sl, err := account.NewSealer(serverSecret, "webhook")
 	if err != nil {
 		return nil, fmt.Errorf("hooks: %w", err)
 	}
@@ -279,7 +279,7 @@ func (s *Service) Blocking(ctx context.Context, actor account.Actor, ev account.
 }
 
 func (s *Service) callBlocking(ctx context.Context, h store.Webhook, id string, body []byte) error {
-	key, err := s.sealer.open(h.Secret, h.ID)
+	key, err := s.sealer.Open(h.Secret, []byte(h.ID))
 	if err != nil {
 		return fmt.Errorf("hooks: webhook %s: open secret: %w", h.ID, err)
 	}
@@ -381,7 +381,7 @@ func (s *Service) CreateWebhook(ctx context.Context, actor account.Actor, in Web
 	if err != nil {
 		return nil, "", err
 	}
-	if w.Secret, err = s.sealer.seal(key, w.ID); err != nil {
+	if w.Secret, err = s.sealer.Seal(key, []byte(w.ID)); err != nil {
 		return nil, "", err
 	}
 	w.CreatedAt, w.UpdatedAt = s.Now(), s.Now()

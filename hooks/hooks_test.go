@@ -552,11 +552,14 @@ func TestSecretStoredEncrypted(t *testing.T) {
 		t.Error("secret in the event log")
 	}
 	// A different server secret cannot open it.
-	other, _ := newSealer(account.DeriveKey([]byte("another-server-secret-another-one"), "webhook"))
-	if _, err := other.open(stored, w.ID); err == nil {
+	other, _ := account.NewSealer([]byte("another-server-secret-another-one"), "webhook")
+	if _, err := other.Open(stored, []byte(w.ID)); err == nil {
 		t.Error("opened with another server secret")
 	}
-	if got, err := e.svc.sealer.open(stored, w.ID); err != nil || string(got) != string(key) {
+	if _, err := e.svc.sealer.Open(stored, []byte("another-webhook-id")); err == nil {
+		t.Error("opened with another webhook's ID")
+	}
+	if got, err := e.svc.sealer.Open(stored, []byte(w.ID)); err != nil || string(got) != string(key) {
 		t.Errorf("open: %v", err)
 	}
 }

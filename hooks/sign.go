@@ -1,8 +1,6 @@
 package hooks
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -75,37 +73,4 @@ func signRequest(req *http.Request, key []byte, id string, at time.Time, body []
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", StandardSignature(key, id, ts, body))
-}
-
-// sealer encrypts signing keys at rest with AES-GCM.
-type sealer struct{ aead cipher.AEAD }
-
-func newSealer(key []byte) (*sealer, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &sealer{aead: aead}, nil
-}
-
-// seal returns nonce || ciphertext; id is bound as additional data so a
-// sealed secret cannot be moved to another webhook's row.
-func (s *sealer) seal(plain []byte, id string) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return s.aead.Seal(nonce, nonce, plain, []byte(id)), nil
-}
-
-func (s *sealer) open(sealed []byte, id string) ([]byte, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n {
-		return nil, errors.New("hooks: sealed secret too short")
-	}
-	return s.aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
 }

@@ -170,7 +170,7 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	if err != nil {
 		return 0, 0, err
 	}
-	key, err := s.sealer.open(w.Secret, w.ID)
+	key, err := s.sealer.Open(w.Secret, []byte(w.ID))
 	if err != nil {
 		return 0, 0, fmt.Errorf("the signing secret could not be decrypted (was LATCHKEY_SECRET_KEY changed?)")
 	}

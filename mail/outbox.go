@@ -3,9 +3,6 @@ package mail
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,7 +53,7 @@ type Config struct {
 type Outbox struct {
 	st     *store.Store
 	sender Sender
-	aead   cipher.AEAD
+	sealer *account.Sealer
 	cfg    Config
 	log    *slog.Logger
 	events account.Events
@@ -110,28 +107,19 @@ func New(st *store.Store, sender Sender, cfg Config) (*Outbox, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	block, err := aes.NewCipher(account.DeriveKey(cfg.Secret, "outbox"))
+	sealer, err := account.NewSealer(cfg.Secret, "outbox")
 	if err != nil {
 		return nil, fmt.Errorf("mail: outbox key: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("mail: outbox key: %w", err)
-	}
-	return &Outbox{st: st, sender: sender, aead: aead, cfg: cfg, log: cfg.Log, events: nopEvents{},
+	return &Outbox{st: st, sender: sender, sealer: sealer, cfg: cfg, log: cfg.Log, events: account.NopEvents{},
 		wake: make(chan struct{}, 1), Now: func() time.Time { return time.Now().UTC() }}, nil
 }
-
-type nopEvents struct{}
-
-func (nopEvents) Record(context.Context, *store.Tx, account.Actor, account.Event) error { return nil }
-func (nopEvents) Blocking(context.Context, account.Actor, account.Event) error          { return nil }
 
 // SetEvents wires in the event recorder for email.sent and email.failed.
 // Call it before Start: the worker reads it without a lock.
 func (o *Outbox) SetEvents(e account.Events) {
 	if e == nil {
-		e = nopEvents{}
+		e = account.NopEvents{}
 	}
 	o.events = e
 }
@@ -169,20 +157,15 @@ func (o *Outbox) seal(kind, userID, recipient string, s sealed) ([]byte, error) 
 		return nil, err
 	}
 	defer clear(plain)
-	nonce := make([]byte, o.aead.NonceSize(), o.aead.NonceSize()+len(plain)+o.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return o.aead.Seal(nonce, nonce, plain, aad(kind, userID, recipient)), nil
+	return o.sealer.Seal(plain, aad(kind, userID, recipient))
 }
 
 func (o *Outbox) open(m *store.OutboxMessage) (sealed, error) {
 	var s sealed
-	n := o.aead.NonceSize()
-	if len(m.Secret) < n {
+	if len(m.Secret) == 0 {
 		return s, errors.New("the message's secret is missing")
 	}
-	plain, err := o.aead.Open(nil, m.Secret[:n], m.Secret[n:], aad(m.Kind, m.UserID, m.Recipient))
+	plain, err := o.sealer.Open(m.Secret, aad(m.Kind, m.UserID, m.Recipient))
 	if err != nil {
 		return s, errors.New("the message cannot be decrypted (was the server secret changed?)")
 	}
