@@ -211,7 +211,7 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 		}
 	}
 	p.ExcludedKeywords = kw
-	if err := joinErrs(errs); err != nil {
+	if err := JoinErrors(errs); err != nil {
 		return err
 	}
 	raw, err := json.Marshal(p)

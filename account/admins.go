@@ -109,7 +109,7 @@ func (s *Service) createAdmin(ctx context.Context, email, password string, guard
 	if causes := s.Policy().Check(password); len(causes) > 0 {
 		errs = append(errs, policyErr("password", causes))
 	}
-	if err := joinErrs(errs); err != nil {
+	if err := JoinErrors(errs); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(password)

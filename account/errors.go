@@ -35,7 +35,9 @@ func fieldErr(field, reason, msg string, info map[string]any) *Error {
 	return &Error{Name: "Invalid", Reason: reason, Message: msg, Field: field, Info: info}
 }
 
-func joinErrs(errs []*Error) error {
+// JoinErrors makes one error of several found in the same input: the
+// first, with the rest in Also; nil for none.
+func JoinErrors(errs []*Error) error {
 	if len(errs) == 0 {
 		return nil
 	}

@@ -45,7 +45,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 	if in.SendPassword && u.Email() == "" {
 		errs = append(errs, noEmailTarget())
 	}
-	if err := joinErrs(errs); err != nil {
+	if err := JoinErrors(errs); err != nil {
 		return nil, err
 	}
 	hash, err := s.hasher.Hash(password)

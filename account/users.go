@@ -89,7 +89,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 	if in.SetPasswordExpired && in.Password == nil {
 		errs = append(errs, fieldErr("setPasswordExpired", ReasonValidationFailed, "A user without a password cannot be asked to change it.", nil))
 	}
-	if err := joinErrs(errs); err != nil {
+	if err := JoinErrors(errs); err != nil {
 		return nil, err
 	}
 

@@ -372,10 +372,8 @@ func (s *Service) CreateWebhook(ctx context.Context, actor account.Actor, in Web
 			errs = append(errs, &account.Error{Name: "Invalid", Reason: account.ReasonValidationFailed, Field: "events", Message: "Choose at least one event, or All events."})
 		}
 	}
-	if len(errs) > 0 {
-		first := *errs[0]
-		first.Also = errs[1:]
-		return nil, "", &first
+	if err := account.JoinErrors(errs); err != nil {
+		return nil, "", err
 	}
 	key, err := newSecretKey()
 	if err != nil {
