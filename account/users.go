@@ -51,7 +51,14 @@ func (u *User) identity(kind string) string {
 // PasswordExpired reports whether the user must change their password at
 // next sign-in: expire_after has been reached.
 func (u *User) PasswordExpired(now time.Time) bool {
-	return u.Password != nil && u.Password.ExpireAfter != nil && !now.Before(*u.Password.ExpireAfter)
+	return u.Password != nil && ExpiredAt(u.Password.ExpireAfter, now)
+}
+
+// ExpiredAt reports whether a password with this expire_after must be
+// changed at now; nil never expires. List rows that carry only the
+// expire_after column use it too.
+func ExpiredAt(expireAfter *time.Time, now time.Time) bool {
+	return expireAfter != nil && !now.Before(*expireAfter)
 }
 
 // CreateUser creates a user with one login ID and an optional password,
@@ -228,7 +235,7 @@ func UserPayload(u *User) map[string]any {
 				attrs["preferred_username"] = i.Value
 			}
 		}
-		ids = append(ids, map[string]any{"id": i.ID, "type": "login_id", "claims": map[string]any{loginIDClaim(i.Kind): i.Value},
+		ids = append(ids, map[string]any{"id": i.ID, "type": "login_id", "claims": map[string]any{LoginIDClaim(i.Kind): i.Value},
 			"login_id": map[string]any{"key": i.Kind, "type": i.Kind, "value": i.Value}, "created_at": i.CreatedAt.Format(time.RFC3339Nano)})
 	}
 	user := map[string]any{
@@ -245,7 +252,9 @@ func UserPayload(u *User) map[string]any {
 	return map[string]any{"user": user, "identities": ids}
 }
 
-func loginIDClaim(kind string) string {
+// LoginIDClaim is the standard attribute a login ID kind fills: email,
+// phone_number or preferred_username.
+func LoginIDClaim(kind string) string {
 	switch kind {
 	case KindEmail:
 		return "email"

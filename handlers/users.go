@@ -44,7 +44,7 @@ func (s *Server) usersIndex(c echo.Context) error {
 	for _, r := range rows {
 		p.Users = append(p.Users, views.UserRow{
 			ID: r.ID, LoginIDs: r.LoginIDs, CreatedAt: r.CreatedAt, LastLoginAt: r.LastLoginAt, Disabled: r.IsDisabled,
-			MustChange: r.ExpireAfter != nil && !now.Before(*r.ExpireAfter), EmailFailed: r.EmailFailed,
+			MustChange: account.ExpiredAt(r.ExpireAfter, now), EmailFailed: r.EmailFailed,
 		})
 	}
 	return render(c, http.StatusOK, views.UsersIndex(s.layout(c, "Users", "users"), p))

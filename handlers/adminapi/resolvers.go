@@ -258,7 +258,7 @@ func (u *userResolver) DisableReason() *string {
 }
 
 func (u *userResolver) PasswordExpired() bool {
-	return u.expireAfter != nil && !u.acct.Now().Before(*u.expireAfter)
+	return account.ExpiredAt(u.expireAfter, u.acct.Now())
 }
 
 func (u *userResolver) StandardAttributes(ctx context.Context) (JSON, error) {
@@ -316,11 +316,7 @@ func (r *identityResolver) Type() string        { return "login_id" }
 func (r *identityResolver) CreatedAt() DateTime { return DateTime{r.i.CreatedAt} }
 func (r *identityResolver) UpdatedAt() DateTime { return DateTime{r.i.CreatedAt} }
 func (r *identityResolver) Claims() JSON {
-	claim := map[string]string{account.KindEmail: "email", account.KindPhone: "phone_number"}[r.i.Kind]
-	if claim == "" {
-		claim = "preferred_username"
-	}
-	return JSON{map[string]any{claim: r.i.Value, "https://authgear.com/claims/login_id/key": r.i.Kind,
+	return JSON{map[string]any{account.LoginIDClaim(r.i.Kind): r.i.Value, "https://authgear.com/claims/login_id/key": r.i.Kind,
 		"https://authgear.com/claims/login_id/type": r.i.Kind, "https://authgear.com/claims/login_id/value": r.i.Value}}
 }
 
