@@ -222,7 +222,7 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 		if err := tx.PutSetting(ctx, policySetting, raw); err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "password_policy.updated", Payload: map[string]any{"policy": p}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventPasswordPolicyUpdate, Payload: map[string]any{"policy": p}})
 	})
 	if err != nil {
 		return fmt.Errorf("account: save policy: %w", err)

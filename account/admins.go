@@ -128,7 +128,7 @@ func (s *Service) createAdmin(ctx context.Context, email, password string, guard
 		if err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, SystemActor, Event{Type: "admin.created", Payload: map[string]any{"email": id.Norm}})
+		return s.events.Record(ctx, tx, SystemActor, Event{Type: EventAdminCreated, Payload: map[string]any{"email": id.Norm}})
 	})
 }
 

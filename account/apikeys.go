@@ -47,7 +47,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, actor Actor, name string) (*
 		if err := tx.InsertAPIKey(ctx, k); err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "api_key.created", Payload: map[string]any{"api_key": map[string]any{"id": id, "name": name}}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAPIKeyCreated, Payload: map[string]any{"api_key": map[string]any{"id": id, "name": name}}})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("account: create api key: %w", err)
@@ -75,7 +75,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, actor Actor, id string) erro
 		if err := tx.RevokeAPIKey(ctx, id, s.Now()); err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "api_key.revoked", Payload: map[string]any{"api_key": map[string]any{"id": k.ID, "name": k.Name}}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAPIKeyRevoked, Payload: map[string]any{"api_key": map[string]any{"id": k.ID, "name": k.Name}}})
 	})
 }
 

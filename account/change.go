@@ -89,7 +89,7 @@ func (s *Service) putUserPassword(ctx context.Context, tx *store.Tx, actor Actor
 		return err
 	}
 	u.Password, u.UpdatedAt = &p, now
-	return s.events.Record(ctx, tx, actor, Event{Type: "user.password.changed", UserID: u.ID, Payload: UserPayload(u)})
+	return s.events.Record(ctx, tx, actor, Event{Type: EventUserPasswordChanged, UserID: u.ID, Payload: UserPayload(u)})
 }
 
 // ChangePassword is the account page's "Change password": the current

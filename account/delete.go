@@ -19,10 +19,10 @@ func (s *Service) DeleteUser(ctx context.Context, actor Actor, userID string) (*
 			return err
 		}
 		payload := UserPayload(u)
-		if err := s.events.Record(ctx, tx, actor, Event{Type: "user.deleted", UserID: u.ID, Payload: payload}); err != nil {
+		if err := s.events.Record(ctx, tx, actor, Event{Type: EventUserDeleted, UserID: u.ID, Payload: payload}); err != nil {
 			return err
 		}
-		if err := s.events.Record(ctx, tx, actor, Event{Type: "admin_api.mutation.delete_user.executed", UserID: u.ID,
+		if err := s.events.Record(ctx, tx, actor, Event{Type: EventAdminDeleteUser, UserID: u.ID,
 			Payload: map[string]any{"user": payload["user"]}}); err != nil {
 			return err
 		}
@@ -72,11 +72,11 @@ func (s *Service) RequirePasswordChange(ctx context.Context, actor Actor, ids []
 			}
 			u.Password.ExpireAfter, u.Password.UpdatedAt = &now, now
 			payload := UserPayload(u)
-			if err := s.events.Record(ctx, tx, actor, Event{Type: "password.expired.set", UserID: id,
+			if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: id,
 				Payload: map[string]any{"user": payload["user"], "expired": true}}); err != nil {
 				return err
 			}
-			if err := s.events.Record(ctx, tx, actor, Event{Type: "admin_api.mutation.set_password_expired.executed", UserID: id,
+			if err := s.events.Record(ctx, tx, actor, Event{Type: EventAdminSetPasswordExp, UserID: id,
 				Payload: map[string]any{"user": payload["user"], "expired": true, "bulk": true}}); err != nil {
 				return err
 			}

@@ -210,7 +210,7 @@ func (s *Service) ImportUsers(ctx context.Context, actor Actor, recs []ImportRec
 				sum.Failed++
 			}
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "admin_api.import_users.executed", Payload: map[string]any{
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminImportUsers, Payload: map[string]any{
 			"upsert": upsert, "records": len(recs), "created": sum.Created, "updated": sum.Updated, "skipped": sum.Skipped, "failed": sum.Failed}})
 	})
 	if err != nil {

@@ -128,7 +128,7 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 					return err
 				}
 			}
-			return s.events.Record(ctx, tx, actor, Event{Type: "authentication.password.failed", UserID: u.ID,
+			return s.events.Record(ctx, tx, actor, Event{Type: EventAuthPasswordFailed, UserID: u.ID,
 				Payload: map[string]any{"user": UserPayload(u)["user"]}})
 		})
 		if err != nil {
@@ -186,7 +186,7 @@ func (s *Service) authenticated(ctx context.Context, tx *store.Tx, actor Actor, 
 		return err
 	}
 	u.LastLoginAt = &now
-	return s.events.Record(ctx, tx, actor, Event{Type: "user.authenticated", UserID: u.ID, Payload: UserPayload(u)})
+	return s.events.Record(ctx, tx, actor, Event{Type: EventUserAuthenticated, UserID: u.ID, Payload: UserPayload(u)})
 }
 
 // TemporaryPasswordLapsed reports whether u's password is a temporary one
@@ -283,7 +283,7 @@ func (s *Service) ClearLockout(ctx context.Context, actor Actor, userID string) 
 		if err != nil || !had {
 			return err
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "user.lockout.cleared", UserID: userID, Payload: map[string]any{"user": UserPayload(u)["user"]}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventUserLockoutCleared, UserID: userID, Payload: map[string]any{"user": UserPayload(u)["user"]}})
 	})
 }
 

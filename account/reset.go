@@ -99,17 +99,17 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 			}
 		}
 		payload := UserPayload(u)
-		if err := s.events.Record(ctx, tx, actor, Event{Type: "user.password.changed", UserID: u.ID,
+		if err := s.events.Record(ctx, tx, actor, Event{Type: EventUserPasswordChanged, UserID: u.ID,
 			Payload: map[string]any{"user": payload["user"], "set_by_admin": true}}); err != nil {
 			return err
 		}
 		if in.SetPasswordExpired {
-			if err := s.events.Record(ctx, tx, actor, Event{Type: "password.expired.set", UserID: u.ID,
+			if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: u.ID,
 				Payload: map[string]any{"user": payload["user"], "expired": true}}); err != nil {
 				return err
 			}
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "admin_api.mutation.reset_password.executed", UserID: u.ID,
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminResetPassword, UserID: u.ID,
 			Payload: map[string]any{"user": payload["user"], "password_generated": generated, "send_password": in.SendPassword,
 				"set_password_expired": in.SetPasswordExpired}})
 	})

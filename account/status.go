@@ -35,9 +35,9 @@ func (s *Service) SetDisabledStatus(ctx context.Context, actor Actor, userID str
 		if wasDisabled == disabled {
 			return nil // only the reason changed
 		}
-		typ := "user.reenabled"
+		typ := EventUserReenabled
 		if disabled {
-			typ = "user.disabled"
+			typ = EventUserDisabled
 		}
 		return s.events.Record(ctx, tx, actor, Event{Type: typ, UserID: userID, Payload: UserPayload(u)})
 	})
@@ -70,11 +70,11 @@ func (s *Service) SetPasswordExpired(ctx context.Context, actor Actor, userID st
 		}
 		u.Password.ExpireAfter, u.Password.UpdatedAt = at, now
 		payload := UserPayload(u)
-		if err := s.events.Record(ctx, tx, actor, Event{Type: "password.expired.set", UserID: userID,
+		if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: userID,
 			Payload: map[string]any{"user": payload["user"], "expired": expired}}); err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "admin_api.mutation.set_password_expired.executed", UserID: userID,
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSetPasswordExp, UserID: userID,
 			Payload: map[string]any{"user": payload["user"], "expired": expired}})
 	})
 	if err != nil {

@@ -122,7 +122,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 		}
 	}
 
-	if err := s.events.Blocking(ctx, actor, Event{Type: "user.pre_create", UserID: u.ID, Payload: UserPayload(u)}); err != nil {
+	if err := s.events.Blocking(ctx, actor, Event{Type: EventUserPreCreate, UserID: u.ID, Payload: UserPayload(u)}); err != nil {
 		return nil, err
 	}
 
@@ -154,15 +154,15 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 			}
 		}
 		payload := UserPayload(u)
-		if err := s.events.Record(ctx, tx, actor, Event{Type: "user.created", UserID: u.ID, Payload: payload}); err != nil {
+		if err := s.events.Record(ctx, tx, actor, Event{Type: EventUserCreated, UserID: u.ID, Payload: payload}); err != nil {
 			return err
 		}
 		if in.SetPasswordExpired {
-			if err := s.events.Record(ctx, tx, actor, Event{Type: "password.expired.set", UserID: u.ID, Payload: map[string]any{"user": payload["user"], "expired": true}}); err != nil {
+			if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: u.ID, Payload: map[string]any{"user": payload["user"], "expired": true}}); err != nil {
 				return err
 			}
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: "admin_api.mutation.create_user.executed", UserID: u.ID,
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminCreateUser, UserID: u.ID,
 			Payload: map[string]any{"user": payload["user"], "password_generated": generated, "send_password": in.SendPassword,
 				"set_password_expired": in.SetPasswordExpired}})
 	})

@@ -10,38 +10,40 @@ import (
 	"fmt"
 	"strings"
 
+	"latchkey/account"
 	"latchkey/store"
 )
 
-// Event types. Blocking types are sent to blocking hooks before the change;
-// the others are recorded after it.
+// Event types (defined in account, where the events are made). Blocking
+// types are sent to blocking hooks before the change; the others are
+// recorded after it. WebhookTest is sent by "Send test event" to one
+// webhook only.
 const (
-	UserPreCreate        = "user.pre_create"
-	UserCreated          = "user.created"
-	UserAuthenticated    = "user.authenticated"
-	UserDisabled         = "user.disabled"
-	UserReenabled        = "user.reenabled"
-	UserDeleted          = "user.deleted"
-	UserPasswordChanged  = "user.password.changed"
-	PasswordExpiredSet   = "password.expired.set"
-	UserLockoutCleared   = "user.lockout.cleared"
-	AdminCreateUser      = "admin_api.mutation.create_user.executed"
-	AdminResetPassword   = "admin_api.mutation.reset_password.executed"
-	AdminSetPasswordExp  = "admin_api.mutation.set_password_expired.executed"
-	AdminImportUsers     = "admin_api.import_users.executed"
-	EmailSent            = "email.sent"
-	EmailFailed          = "email.failed"
-	AuthPasswordFailed   = "authentication.password.failed"
-	PasswordPolicyUpdate = "password_policy.updated"
-	AdminCreated         = "admin.created"
-	AdminDeleteUser      = "admin_api.mutation.delete_user.executed"
-	APIKeyCreated        = "api_key.created"
-	APIKeyRevoked        = "api_key.revoked"
-	WebhookCreated       = "webhook.created"
-	WebhookUpdated       = "webhook.updated"
-	WebhookDeleted       = "webhook.deleted"
-	// WebhookTest is sent by "Send test event" to one webhook only.
-	WebhookTest = "webhook.test"
+	UserPreCreate        = account.EventUserPreCreate
+	UserCreated          = account.EventUserCreated
+	UserAuthenticated    = account.EventUserAuthenticated
+	UserDisabled         = account.EventUserDisabled
+	UserReenabled        = account.EventUserReenabled
+	UserDeleted          = account.EventUserDeleted
+	UserPasswordChanged  = account.EventUserPasswordChanged
+	PasswordExpiredSet   = account.EventPasswordExpiredSet
+	UserLockoutCleared   = account.EventUserLockoutCleared
+	AdminCreateUser      = account.EventAdminCreateUser
+	AdminResetPassword   = account.EventAdminResetPassword
+	AdminSetPasswordExp  = account.EventAdminSetPasswordExp
+	AdminImportUsers     = account.EventAdminImportUsers
+	EmailSent            = account.EventEmailSent
+	EmailFailed          = account.EventEmailFailed
+	AuthPasswordFailed   = account.EventAuthPasswordFailed
+	PasswordPolicyUpdate = account.EventPasswordPolicyUpdate
+	AdminCreated         = account.EventAdminCreated
+	AdminDeleteUser      = account.EventAdminDeleteUser
+	APIKeyCreated        = account.EventAPIKeyCreated
+	APIKeyRevoked        = account.EventAPIKeyRevoked
+	WebhookCreated       = account.EventWebhookCreated
+	WebhookUpdated       = account.EventWebhookUpdated
+	WebhookDeleted       = account.EventWebhookDeleted
+	WebhookTest          = account.EventWebhookTest
 )
 
 // TypeInfo describes an event type for the portal's pickers.
