@@ -79,10 +79,7 @@ func (s *Service) checkHistory(ctx context.Context, tx *store.Tx, userID, passwo
 // no expiry, in the history; then records user.password.changed.
 func (s *Service) putUserPassword(ctx context.Context, tx *store.Tx, actor Actor, u *User, hash string, now time.Time) error {
 	p := store.Password{UserID: u.ID, Hash: hash, CreatedAt: now, UpdatedAt: now}
-	if err := tx.PutPassword(ctx, p); err != nil {
-		return err
-	}
-	if err := tx.InsertPasswordHistory(ctx, u.ID, hash, now); err != nil {
+	if err := setPassword(ctx, tx, p); err != nil {
 		return err
 	}
 	if err := tx.TouchUser(ctx, u.ID, now); err != nil {
@@ -169,4 +166,15 @@ func (s *Service) ChangeExpiredPassword(ctx context.Context, actor Actor, sess *
 		return "", err
 	}
 	return token, nil
+}
+
+// setPassword makes p the user's password and adds its hash to the
+// history. Every path that sets a password (create, admin reset, change,
+// forgot password, import upsert) goes through it, so none escapes the
+// reuse rule.
+func setPassword(ctx context.Context, tx *store.Tx, p store.Password) error {
+	if err := tx.PutPassword(ctx, p); err != nil {
+		return err
+	}
+	return tx.InsertPasswordHistory(ctx, p.UserID, p.Hash, p.UpdatedAt)
 }

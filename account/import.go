@@ -148,14 +148,11 @@ func (s *Service) ImportUsers(ctx context.Context, actor Actor, recs []ImportRec
 				}
 				switch {
 				case row.hash != "":
-					if err := tx.PutPassword(ctx, store.Password{UserID: owner, Hash: row.hash, CreatedAt: now, UpdatedAt: now, ExpireAfter: expire, SetByAdmin: true}); err != nil {
+					if err := setPassword(ctx, tx, store.Password{UserID: owner, Hash: row.hash, CreatedAt: now, UpdatedAt: now, ExpireAfter: expire, SetByAdmin: true}); err != nil {
 						return err
 					}
-					// As with an admin reset: the hash joins the history, and
-					// whoever held the old password is signed out.
-					if err := tx.InsertPasswordHistory(ctx, owner, row.hash, now); err != nil {
-						return err
-					}
+					// As with an admin reset, whoever held the old password
+					// is signed out.
 					if _, err := tx.DeleteUserSessions(ctx, owner, ""); err != nil {
 						return err
 					}

@@ -75,10 +75,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 		if in.SetPasswordExpired {
 			p.ExpireAfter = &now
 		}
-		if err := tx.PutPassword(ctx, p); err != nil {
-			return err
-		}
-		if err := tx.InsertPasswordHistory(ctx, u.ID, hash, now); err != nil {
+		if err := setPassword(ctx, tx, p); err != nil {
 			return err
 		}
 		// Whoever held the old password is signed out everywhere.

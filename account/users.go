@@ -137,10 +137,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 			return err
 		}
 		if u.Password != nil {
-			if err := tx.PutPassword(ctx, *u.Password); err != nil {
-				return err
-			}
-			if err := tx.InsertPasswordHistory(ctx, u.ID, hash, now); err != nil {
+			if err := setPassword(ctx, tx, *u.Password); err != nil {
 				return err
 			}
 		}
