@@ -67,17 +67,7 @@ func (s *Service) RequirePasswordChange(ctx context.Context, actor Actor, ids []
 				res.Skipped++
 				continue
 			}
-			if err := tx.SetPasswordExpireAfter(ctx, id, &now, now); err != nil {
-				return err
-			}
-			u.Password.ExpireAfter, u.Password.UpdatedAt = &now, now
-			payload := UserPayload(u)
-			if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: id,
-				Payload: map[string]any{"user": payload["user"], "expired": true}}); err != nil {
-				return err
-			}
-			if err := s.events.Record(ctx, tx, actor, Event{Type: EventAdminSetPasswordExp, UserID: id,
-				Payload: map[string]any{"user": payload["user"], "expired": true, "bulk": true}}); err != nil {
+			if err := s.setExpired(ctx, tx, actor, u, true, now, map[string]any{"bulk": true}); err != nil {
 				return err
 			}
 			res.Changed++

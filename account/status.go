@@ -60,25 +60,35 @@ func (s *Service) SetPasswordExpired(ctx context.Context, actor Actor, userID st
 		if u.Password == nil {
 			return fieldErr("expired", ReasonValidationFailed, "This user has no password.", nil)
 		}
-		now := s.Now()
-		var at *time.Time
-		if expired {
-			at = &now
-		}
-		if err := tx.SetPasswordExpireAfter(ctx, userID, at, now); err != nil {
-			return err
-		}
-		u.Password.ExpireAfter, u.Password.UpdatedAt = at, now
-		payload := UserPayload(u)
-		if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: userID,
-			Payload: map[string]any{"user": payload["user"], "expired": expired}}); err != nil {
-			return err
-		}
-		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSetPasswordExp, UserID: userID,
-			Payload: map[string]any{"user": payload["user"], "expired": expired}})
+		return s.setExpired(ctx, tx, actor, u, expired, s.Now(), nil)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return u, nil
+}
+
+// setExpired sets or clears the expiry of u's password (u has one) and
+// records password.expired.set and the admin mutation's audit event, with
+// extra added to the latter's payload. SetPasswordExpired and the bulk
+// RequirePasswordChange both use it.
+func (s *Service) setExpired(ctx context.Context, tx *store.Tx, actor Actor, u *User, expired bool, now time.Time, extra map[string]any) error {
+	var at *time.Time
+	if expired {
+		at = &now
+	}
+	if err := tx.SetPasswordExpireAfter(ctx, u.ID, at, now); err != nil {
+		return err
+	}
+	u.Password.ExpireAfter, u.Password.UpdatedAt = at, now
+	user := UserPayload(u)["user"]
+	if err := s.events.Record(ctx, tx, actor, Event{Type: EventPasswordExpiredSet, UserID: u.ID,
+		Payload: map[string]any{"user": user, "expired": expired}}); err != nil {
+		return err
+	}
+	audit := map[string]any{"user": user, "expired": expired}
+	for k, v := range extra {
+		audit[k] = v
+	}
+	return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSetPasswordExp, UserID: u.ID, Payload: audit})
 }
