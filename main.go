@@ -131,32 +131,30 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 
-	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion}, nil, nil, log)
-	if err != nil {
-		return err
-	}
 	// Events: the event log, webhook delivery (a worker that stops before
 	// the store closes) and blocking hooks.
 	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
 	if err != nil {
 		return err
 	}
-	acct.SetEvents(hk)
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	hooksDone := make(chan struct{})
 	go func() { hk.Run(hooksCtx); close(hooksDone) }()
 	defer func() { stopHooks(); <-hooksDone }()
-
-	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
-		return err
-	}
 
 	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)
 	if err != nil {
 		return err
 	}
 	defer closeMail()
-	acct.SetMailer(outbox)
+
+	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion}, outbox, hk, log)
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
+		return err
+	}
 
 	e := handlers.New(handlers.Config{
 		AppName:    cfg.AppName,

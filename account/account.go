@@ -144,11 +144,11 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 	return s, nil
 }
 
-// SetMailer wires the mailer in after construction (the mail worker needs
-// the store, and the service is made first).
+// SetMailer replaces the mailer (tests swap in recorders; main passes the
+// outbox to New).
 func (s *Service) SetMailer(m Mailer) { s.mailer = m }
 
-// SetEvents wires the event recorder in after construction.
+// SetEvents replaces the event recorder (tests; main passes hooks to New).
 func (s *Service) SetEvents(e Events) {
 	if e == nil {
 		e = NopEvents{}
