@@ -35,12 +35,8 @@ func (t *Tx) InsertEvent(ctx context.Context, e *Event) error {
 	if ms(e.CreatedAt) < last {
 		e.CreatedAt = fromMS(last)
 	}
-	var user any
-	if e.UserID != "" {
-		user = e.UserID
-	}
 	res, err := t.q.ExecContext(ctx, `INSERT INTO events (type, user_id, created_at, payload, context) VALUES (?, ?, ?, ?, ?)`,
-		e.Type, user, ms(e.CreatedAt), string(e.Payload), string(e.Context))
+		e.Type, nullString(e.UserID), ms(e.CreatedAt), string(e.Payload), string(e.Context))
 	if err != nil {
 		return mapErr("insert event", err)
 	}
@@ -92,10 +88,9 @@ func (t *Tx) ListEvents(ctx context.Context, p ListEventsParams) ([]Event, error
 	var where []string
 	var args []any
 	if len(p.Types) > 0 {
-		where = append(where, "type IN (?"+strings.Repeat(", ?", len(p.Types)-1)+")")
-		for _, ty := range p.Types {
-			args = append(args, ty)
-		}
+		list, typeArgs := inList(p.Types)
+		where = append(where, "type IN "+list)
+		args = append(args, typeArgs...)
 	}
 	if p.UserID != "" {
 		where = append(where, "user_id = ?")

@@ -23,11 +23,8 @@ func (t *Tx) IdentityOwners(ctx context.Context, norms []string) (map[string]str
 	out := map[string]string{}
 	for start := 0; start < len(norms); start += importChunk {
 		chunk := norms[start:min(start+importChunk, len(norms))]
-		args := make([]any, len(chunk))
-		for i, n := range chunk {
-			args[i] = n
-		}
-		rows, err := t.q.QueryContext(ctx, `SELECT value_norm, user_id FROM identities WHERE value_norm IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		list, args := inList(chunk)
+		rows, err := t.q.QueryContext(ctx, `SELECT value_norm, user_id FROM identities WHERE value_norm IN `+list, args...)
 		if err != nil {
 			return nil, mapErr("identity owners", err)
 		}

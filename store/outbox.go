@@ -70,13 +70,9 @@ func (t *Tx) queryOutbox(ctx context.Context, op, query string, args ...any) ([]
 // InsertOutbox queues a message and fills in m.ID. It belongs inside the
 // transaction that makes the change the message is about.
 func (t *Tx) InsertOutbox(ctx context.Context, m *OutboxMessage) error {
-	var user any
-	if m.UserID != "" {
-		user = m.UserID
-	}
 	res, err := t.q.ExecContext(ctx, `INSERT INTO mail_outbox (user_id, kind, recipient, subject, secret, status, attempts,
 		next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)`,
-		user, m.Kind, m.Recipient, m.Subject, m.Secret, ms(m.NextAttemptAt), ms(m.CreatedAt), ms(m.CreatedAt))
+		nullString(m.UserID), m.Kind, m.Recipient, m.Subject, m.Secret, ms(m.NextAttemptAt), ms(m.CreatedAt), ms(m.CreatedAt))
 	if err != nil {
 		return mapErr("insert outbox", err)
 	}

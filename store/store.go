@@ -200,3 +200,13 @@ func timePtr(v sql.NullInt64) *time.Time {
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// inList returns "(?, ?, ...)" for values and the values as arguments, for
+// "col IN" and "col NOT IN"; values must not be empty.
+func inList(values []string) (string, []any) {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return "(?" + strings.Repeat(", ?", len(values)-1) + ")", args
+}

@@ -39,12 +39,9 @@ func (t *Tx) IdentitiesByUsers(ctx context.Context, userIDs []string) (map[strin
 	if len(userIDs) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(userIDs))
-	for i, id := range userIDs {
-		args[i] = id
-	}
+	list, args := inList(userIDs)
 	rows, err := t.q.QueryContext(ctx, `SELECT id, user_id, kind, value, value_norm, created_at FROM identities
-		WHERE user_id IN (?`+strings.Repeat(", ?", len(userIDs)-1)+`) ORDER BY user_id, created_at, id`, args...)
+		WHERE user_id IN `+list+` ORDER BY user_id, created_at, id`, args...)
 	if err != nil {
 		return nil, mapErr("identities by users", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"strings"
 	"time"
 )
 
@@ -222,11 +221,8 @@ func notInClause(col string, values []string) (string, []any) {
 	if len(values) == 0 {
 		return "", nil
 	}
-	args := make([]any, len(values))
-	for i, v := range values {
-		args[i] = v
-	}
-	return ` AND ` + col + ` NOT IN (?` + strings.Repeat(", ?", len(values)-1) + `)`, args
+	list, args := inList(values)
+	return ` AND ` + col + ` NOT IN ` + list, args
 }
 
 // DeliveryByID finds a delivery.
