@@ -57,34 +57,38 @@ func (t *Tx) InsertIdentity(ctx context.Context, i Identity) error {
 	return mapErr("insert identity", err)
 }
 
-// IdentityByNorm finds the identity with this normalised value.
-func (t *Tx) IdentityByNorm(ctx context.Context, norm string) (*Identity, error) {
+const identityCols = `id, user_id, kind, value, value_norm, created_at`
+
+func scanIdentity(row interface{ Scan(...any) error }) (Identity, error) {
 	var i Identity
 	var created int64
-	err := t.q.QueryRowContext(ctx, `SELECT id, user_id, kind, value, value_norm, created_at FROM identities WHERE value_norm = ?`, norm).
-		Scan(&i.ID, &i.UserID, &i.Kind, &i.Value, &i.ValueNorm, &created)
+	err := row.Scan(&i.ID, &i.UserID, &i.Kind, &i.Value, &i.ValueNorm, &created)
+	i.CreatedAt = fromMS(created)
+	return i, err
+}
+
+// IdentityByNorm finds the identity with this normalised value.
+func (t *Tx) IdentityByNorm(ctx context.Context, norm string) (*Identity, error) {
+	i, err := scanIdentity(t.q.QueryRowContext(ctx, `SELECT `+identityCols+` FROM identities WHERE value_norm = ?`, norm))
 	if err != nil {
 		return nil, mapErr("identity by value", err)
 	}
-	i.CreatedAt = fromMS(created)
 	return &i, nil
 }
 
 // IdentitiesByUser lists a user's login IDs, oldest first.
 func (t *Tx) IdentitiesByUser(ctx context.Context, userID string) ([]Identity, error) {
-	rows, err := t.q.QueryContext(ctx, `SELECT id, user_id, kind, value, value_norm, created_at FROM identities WHERE user_id = ? ORDER BY created_at, id`, userID)
+	rows, err := t.q.QueryContext(ctx, `SELECT `+identityCols+` FROM identities WHERE user_id = ? ORDER BY created_at, id`, userID)
 	if err != nil {
 		return nil, mapErr("identities by user", err)
 	}
 	defer rows.Close()
 	var out []Identity
 	for rows.Next() {
-		var i Identity
-		var created int64
-		if err := rows.Scan(&i.ID, &i.UserID, &i.Kind, &i.Value, &i.ValueNorm, &created); err != nil {
+		i, err := scanIdentity(rows)
+		if err != nil {
 			return nil, mapErr("identities by user", err)
 		}
-		i.CreatedAt = fromMS(created)
 		out = append(out, i)
 	}
 	return out, mapErr("identities by user", rows.Err())

@@ -40,19 +40,17 @@ func (t *Tx) IdentitiesByUsers(ctx context.Context, userIDs []string) (map[strin
 		return out, nil
 	}
 	list, args := inList(userIDs)
-	rows, err := t.q.QueryContext(ctx, `SELECT id, user_id, kind, value, value_norm, created_at FROM identities
+	rows, err := t.q.QueryContext(ctx, `SELECT `+identityCols+` FROM identities
 		WHERE user_id IN `+list+` ORDER BY user_id, created_at, id`, args...)
 	if err != nil {
 		return nil, mapErr("identities by users", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var i Identity
-		var created int64
-		if err := rows.Scan(&i.ID, &i.UserID, &i.Kind, &i.Value, &i.ValueNorm, &created); err != nil {
+		i, err := scanIdentity(rows)
+		if err != nil {
 			return nil, mapErr("identities by users", err)
 		}
-		i.CreatedAt = fromMS(created)
 		out[i.UserID] = append(out[i.UserID], i)
 	}
 	return out, mapErr("identities by users", rows.Err())
