@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -79,7 +78,6 @@ type Service struct {
 	Now func() time.Time
 
 	inflight sync.WaitGroup
-	busy     atomic.Int64 // attempts running now
 	busyMu   sync.Mutex
 	// busyHooks are the webhooks with an attempt running now.
 	busyHooks map[string]bool

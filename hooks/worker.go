@@ -31,8 +31,8 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		}
 		wait := time.Minute
-		if s.busy.Load() < int64(s.cfg.Concurrency) {
-			if next, err := s.store.NextDeliveryDue(ctx, s.busyWebhooks()); err != nil {
+		if busy := s.busyWebhooks(); len(busy) < s.cfg.Concurrency {
+			if next, err := s.store.NextDeliveryDue(ctx, busy); err != nil {
 				if ctx.Err() == nil {
 					s.log.Error("webhook worker: next due", "err", err)
 				}
@@ -57,11 +57,11 @@ func (s *Service) Run(ctx context.Context) {
 // order (retries aside).
 func (s *Service) deliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
-		free := s.cfg.Concurrency - int(s.busy.Load())
+		skip := s.busyWebhooks() // one attempt at a time per webhook
+		free := s.cfg.Concurrency - len(skip)
 		if free <= 0 {
 			return
 		}
-		skip := s.busyWebhooks()
 		var claimed []store.ClaimedDelivery
 		err := s.store.InTx(ctx, func(tx *store.Tx) error {
 			var err error
@@ -78,7 +78,6 @@ func (s *Service) deliverDue(ctx context.Context) {
 			return
 		}
 		for _, c := range claimed {
-			s.busy.Add(1)
 			s.inflight.Add(1)
 			s.busyMu.Lock()
 			s.busyHooks[c.WebhookID] = true
@@ -88,7 +87,6 @@ func (s *Service) deliverDue(ctx context.Context) {
 					s.busyMu.Lock()
 					delete(s.busyHooks, c.WebhookID)
 					s.busyMu.Unlock()
-					s.busy.Add(-1)
 					s.inflight.Done()
 					s.Wake()
 				}()
