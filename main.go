@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,11 +31,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, "latchkey:", err)
-		os.Exit(1)
-	}
+	exit(ctx, stop) // cli.go: the subcommands
 }
 
 // config is everything Latchkey reads from the environment, with the
@@ -54,6 +51,11 @@ type config struct {
 	AppID         string
 	TrustProxy    bool
 	LogLevel      slog.Level
+
+	// Operations (ops.go): metrics listener, log format, trusted proxies.
+	MetricsAddr    string
+	LogFormat      string
+	TrustedProxies []*net.IPNet
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -64,7 +66,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		return def
 	}
 	c := config{
-		Addr:          env("LATCHKEY_ADDR", ":8080"),
+		Addr:          env("LATCHKEY_ADDR", "127.0.0.1:8080"),
 		DB:            env("LATCHKEY_DB", "latchkey.db"),
 		PublicURL:     strings.TrimRight(env("LATCHKEY_PUBLIC_URL", "http://localhost:8080"), "/"),
 		AppName:       env("LATCHKEY_APP_NAME", "Latchkey"),
@@ -74,13 +76,14 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		PhoneRegion:   strings.ToUpper(env("LATCHKEY_PHONE_REGION", "US")),
 		SMTPURL:       env("LATCHKEY_SMTP_URL", ""),
 		AppID:         env("LATCHKEY_APP_ID", "latchkey"),
-		TrustProxy:    env("LATCHKEY_TRUST_PROXY", "") == "true",
+		MetricsAddr:   env("LATCHKEY_METRICS_ADDR", ""),
+		LogFormat:     env("LATCHKEY_LOG_FORMAT", "text"),
 	}
 	c.MailFrom = env("LATCHKEY_MAIL_FROM", c.AppName+" <no-reply@localhost>")
-	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (LATCHKEY_ADDR)")
-	fs.StringVar(&c.DB, "db", c.DB, "SQLite database file (LATCHKEY_DB)")
-	if err := fs.Parse(args); err != nil {
+	if err := serveFlags(&c).Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.loadOps(env); err != nil {
 		return c, err
 	}
 	cost, err := strconv.Atoi(env("LATCHKEY_BCRYPT_COST", "10"))
@@ -111,14 +114,28 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	return c, nil
 }
 
+// serveFlags is the flag set of `latchkey serve`, writing into c.
+func serveFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (LATCHKEY_ADDR, default 127.0.0.1:8080)")
+	fs.StringVar(&c.DB, "db", c.DB, "SQLite database file (LATCHKEY_DB, default latchkey.db)")
+	return fs
+}
+
 // run starts Latchkey and blocks until ctx is done, then shuts down
 // gracefully. Tests call it with their own args and environment.
 func run(ctx context.Context, args []string, getenv func(string) string) error {
+	return serve(ctx, args, getenv, os.Stderr)
+}
+
+// serve is run with the log going to logOut.
+func serve(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer) error {
 	cfg, err := loadConfig(args, getenv)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := newLogger(cfg, logOut)
 
 	st, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -165,6 +182,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
 		Hooks:      hk,
+
+		TrustedProxies: cfg.TrustedProxies,
 	}, acct)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -176,6 +195,13 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("latchkey listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "db", cfg.DB)
+	warnPublicURLPort(cfg.PublicURL, ln.Addr(), log)
+	stopMetrics, err := startMetrics(cfg, st, log)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer stopMetrics()
 
 	select {
 	case err := <-errc:

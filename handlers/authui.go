@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/metrics"
 	"latchkey/views"
 )
 
@@ -177,13 +178,16 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	ip := c.RealIP()
 	acctKey := loginLimitKey(f.LoginID, ip, s.acct.PhoneRegion())
 	if limited(c, s.authui.loginIP, ip) {
+		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many sign-in attempts from your network. Wait a minute and try again.", false)
 	}
 	if limited(c, s.authui.loginAcctIP, acctKey) {
+		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many failed sign-in attempts. Try again later, or use “Forgot password”.", true)
 	}
 	old, _ := userCookieSession(c).Values[userTokenKey].(string)
 	res, err := s.acct.Login(ctx, s.userActor(c), account.LoginInput{LoginID: f.LoginID, Password: c.FormValue("password"), OldSession: old})
+	metrics.SignIn(signInOutcome(res, err))
 	if errors.Is(err, account.ErrBadCredentials) {
 		s.log.Info("user sign-in failed", "ip", ip)
 		return fail(http.StatusUnauthorized, msgBadCredentials, false)

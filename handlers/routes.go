@@ -21,6 +21,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.Use(securityHeaders)
 
 	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
 

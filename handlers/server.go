@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -30,7 +31,9 @@ type Config struct {
 	SessionKey []byte
 	// DevMailbox is set when no SMTP server is configured.
 	DevMailbox bool
-	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
+	// TrustProxy takes the client IP from X-Forwarded-For when the
+	// request comes from a trusted proxy: one in TrustedProxies, or, when
+	// that is empty, any loopback, link-local or private address.
 	TrustProxy bool
 	Log        *slog.Logger
 	// Hooks is the event log and webhook service; nil leaves the audit
@@ -39,6 +42,9 @@ type Config struct {
 	// Mail is the email outbox (user page delivery status, /portal/mail);
 	// nil when mail is not wired in.
 	Mail *mail.Outbox
+
+	// TrustedProxies narrows TrustProxy to these networks.
+	TrustedProxies []*net.IPNet
 }
 
 // Server holds what handlers share.
@@ -89,11 +95,12 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	if cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trustOptions(cfg.TrustedProxies)...)
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.observe) // outermost: request ID, request log, metrics
 	s.routes(e)
 	return e
 }
@@ -139,14 +146,14 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	if code >= 500 {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "request_id", requestIDOf(c), "err", err)
 	}
 	if strings.HasPrefix(c.Path(), "/_api/") || strings.Contains(c.Request().Header.Get("Accept"), "application/json") && !strings.Contains(c.Request().Header.Get("Accept"), "text/html") {
-		_ = c.JSON(code, map[string]any{"error": msg})
+		_ = c.JSON(code, map[string]any{"error": msg, "request_id": requestIDOf(c)})
 		return
 	}
 	l := views.LayoutData{Title: http.StatusText(code), AppName: s.cfg.AppName}
-	if rerr := render(c, code, views.ErrorPage(l, code, msg)); rerr != nil {
+	if rerr := render(c, code, views.ErrorPageWithID(l, code, msg, requestIDOf(c))); rerr != nil {
 		s.log.Error("render error page", "err", rerr)
 	}
 }

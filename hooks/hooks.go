@@ -81,6 +81,8 @@ type Service struct {
 	busyMu   sync.Mutex
 	// busyHooks are the webhooks with an attempt running now.
 	busyHooks map[string]bool
+
+	hb heartbeat // the worker's last round, for /readyz
 }
 
 var _ account.Events = (*Service)(nil)

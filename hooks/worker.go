@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"latchkey/metrics"
 	"latchkey/store"
 )
 
@@ -26,6 +27,7 @@ func (s *Service) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		s.hb.beat()
 		s.deliverDue(ctx)
 		if ctx.Err() != nil {
 			return
@@ -130,6 +132,7 @@ func (s *Service) attempt(ctx context.Context, id int64) {
 			res.Status, res.NextAt = store.DeliveryPending, &next
 		}
 	}
+	metrics.WebhookAttempt(sendErr == nil)
 	if err := s.store.FinishDeliveryAttempt(context.Background(), id, res); err != nil {
 		s.log.Error("webhook worker: record attempt", "delivery_id", id, "err", err)
 		return

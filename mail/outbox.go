@@ -69,6 +69,8 @@ type Outbox struct {
 
 	// Now is the clock; tests move it.
 	Now func() time.Time
+
+	hb heartbeat // the worker's last round, for /readyz
 }
 
 // New makes an outbox over st that delivers through sender.
