@@ -333,3 +333,133 @@ func logLines(t *testing.T, out string) []map[string]any {
 	}
 	return lines
 }
+
+// TestRequestLogHoldsNoSecrets posts canary passwords, codes and tokens
+// through forms, query strings and headers, then finds one JSON request
+// line per request (method, route, status, duration, request ID) and no
+// canary anywhere in the log.
+func TestRequestLogHoldsNoSecrets(t *testing.T) {
+	logs := &syncBuffer{}
+	app := startLoggedApp(t, map[string]string{"LATCHKEY_LOG_FORMAT": "json", "LATCHKEY_LOG_LEVEL": "debug"}, logs)
+	const (
+		pwCanary     = "CanaryPw-5f1e9a7Q"
+		tokenCanary  = "CanaryTok-8d2c4b"
+		bearerCanary = "CanaryBearer-3a9e"
+		codeCanary   = "917353"
+	)
+	canaries := []string{pwCanary, tokenCanary, bearerCanary, codeCanary, strings.ToLower(pwCanary), url.QueryEscape(pwCanary)}
+
+	p := newPortalClient(t, app.URL)
+	n := 0
+	ids := map[string]int{} // request ID -> expected status
+	send := func(method, path string, form url.Values, hdr map[string]string, wantStatus int) *http.Response {
+		t.Helper()
+		n++
+		var body io.Reader
+		if form != nil {
+			if _, ok := form["_csrf"]; !ok {
+				form.Set("_csrf", p.csrf)
+			}
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, app.URL+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		id := "canary-test-" + strings.Repeat("x", n%3) + string(rune('a'+n%26)) + "-" + time.Now().Format("150405.000000")
+		req.Header.Set("X-Request-ID", id)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := p.client.Do(req)
+		code, _, _ := p.read(res, err)
+		if code != wantStatus {
+			t.Fatalf("%s %s: %d, want %d", method, path, code, wantStatus)
+		}
+		if got := res.Header.Get("X-Request-ID"); got != id {
+			t.Fatalf("%s %s: X-Request-ID %q, want the incoming %q", method, path, got, id)
+		}
+		ids[id] = code
+		return res
+	}
+
+	send("GET", "/portal/login", nil, nil, 200)
+	send("POST", "/portal/login", url.Values{"email": {e2eAdminEmail}, "password": {pwCanary}}, nil, 401)
+	send("POST", "/portal/login", url.Values{"email": {e2eAdminEmail}, "password": {e2eAdminPassword}}, nil, 303)
+	send("GET", "/portal/users/new", nil, nil, 200)
+	send("POST", "/portal/users", url.Values{"loginIDKey": {"email"}, "loginID": {"canary-user@example.com"}, "passwordMode": {"manual"}, "password": {pwCanary}}, nil, 303)
+	send("GET", "/portal/users?q="+tokenCanary+"&token="+tokenCanary, nil, nil, 200)
+	send("GET", "/portal/setup?token="+tokenCanary, nil, nil, 404)
+	send("GET", "/reset-password?token="+tokenCanary, nil, nil, 410)
+	send("GET", "/login?next=/settings%3Ftoken%3D"+tokenCanary, nil, nil, 200)
+	send("POST", "/login", url.Values{"login_id": {"canary-user@example.com"}, "password": {"x" + pwCanary}}, nil, 401)
+	send("POST", "/login", url.Values{"login_id": {"canary-user@example.com"}, "password": {pwCanary}}, nil, 303)
+	send("GET", "/forgot-password", nil, nil, 200)
+	send("POST", "/reset-password/code", url.Values{"login_id": {"canary-user@example.com"}, "code": {codeCanary}, "password": {pwCanary}, "confirm": {pwCanary}}, nil, 422)
+	send("POST", "/_api/admin/graphql", nil, map[string]string{"Authorization": "Bearer " + bearerCanary, "Content-Type": "application/json"}, 401)
+	send("GET", "/no/such/"+tokenCanary+"?password="+pwCanary, nil, nil, 404)
+
+	// An ID that is not sane is replaced by a new one.
+	req, _ := http.NewRequest("GET", app.URL+"/healthz", nil)
+	req.Header.Set("X-Request-ID", "evil\" id "+pwCanary)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	gen := res.Header.Get("X-Request-ID")
+	if gen == "" || strings.Contains(gen, "evil") || len(gen) < 16 {
+		t.Fatalf("generated X-Request-ID = %q", gen)
+	}
+	ids[gen] = 200
+
+	// The error page shows the request ID.
+	res, err = http.Get(app.URL + "/no-such-page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if id := res.Header.Get("X-Request-ID"); id == "" || !strings.Contains(string(b), "Request ID: <code>"+id+"</code>") {
+		t.Fatalf("404 page does not show its request ID %q:\n%s", id, b)
+	}
+
+	time.Sleep(100 * time.Millisecond) // the last line is written after the answer
+	out := logs.String()
+	for _, c := range canaries {
+		if strings.Contains(out, c) {
+			i := strings.Index(out, c)
+			t.Errorf("the log holds the canary %q: ...%s...", c, out[max(0, i-200):min(len(out), i+100)])
+		}
+	}
+	seen := map[string]int{}
+	for _, l := range logLines(t, out) {
+		if l["msg"] != "request" {
+			continue
+		}
+		id, _ := l["request_id"].(string)
+		if _, mine := ids[id]; !mine {
+			continue
+		}
+		seen[id]++
+		if int(l["status"].(float64)) != ids[id] {
+			t.Errorf("request %s logged status %v, want %d", id, l["status"], ids[id])
+		}
+		for _, k := range []string{"method", "route", "duration_ms", "ip"} {
+			if _, ok := l[k]; !ok {
+				t.Errorf("request line without %s: %v", k, l)
+			}
+		}
+		if r, _ := l["route"].(string); r != "unmatched" && !strings.HasPrefix(r, "/") {
+			t.Errorf("route %q", r)
+		}
+	}
+	for id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("request %s has %d request lines, want 1", id, seen[id])
+		}
+	}
+	if !strings.Contains(out, `"route":"/portal/users/:id"`) && !strings.Contains(out, `"route":"/portal/users"`) {
+		t.Errorf("no portal users route in the log")
+	}
+}
