@@ -126,7 +126,7 @@ func signInOutcome(res *account.LoginResult, err error) string {
 
 // readyStale is how long a worker may go without a heartbeat before
 // /readyz reports it stuck: its longest sleep is a minute.
-const readyStale = 3 * time.Minute
+var readyStale = 3 * time.Minute
 
 // readyz is the readiness check: the database answers, and the email and
 // webhook workers have gone round their loops recently (a wedged worker
