@@ -33,6 +33,7 @@ type command struct {
 var commands = []command{
 	{"serve", "", "run the server (the default)", serveCmd},
 	{"backup", "PATH", "write a consistent, verified copy of the database, also while the server runs", backupCmd},
+	{"healthcheck", "", "ask the running server's /healthz (for container health checks)", healthcheckCmd},
 }
 
 // usageError is a command-line mistake: cli prints it with the usage and
