@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"time"
 )
 
@@ -225,9 +226,24 @@ func (t *Tx) CountOutbox(ctx context.Context) (map[string]int, error) {
 // so pages that held a wiped secret do not linger in old WAL frames. It
 // reports false when readers kept the checkpoint from finishing; the next
 // call tries again.
+//
+// It runs on a connection of its own with no busy timeout: a TRUNCATE
+// checkpoint holds the write lock while it waits for readers on older
+// snapshots (a backup, a long list), so with the pool's 10 s timeout one
+// long reader would stall every writer for up to 10 s. Without a timeout
+// it checkpoints what it can at once and reports false.
 func (s *Store) ScrubWAL(ctx context.Context) (bool, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return false, mapErr("scrub wal", err)
+	}
+	// The connection leaves the pool afterwards, timeout and all.
+	defer func() { _ = conn.Raw(func(any) error { return driver.ErrBadConn }); _ = conn.Close() }()
+	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+		return false, mapErr("scrub wal", err)
+	}
 	var busy, logFrames, checkpointed int
-	err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	err = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
 	if err != nil {
 		return false, mapErr("scrub wal", err)
 	}
