@@ -99,6 +99,10 @@ func (s *Service) SetupAdmin(ctx context.Context, token, email, password string)
 }
 
 func (s *Service) createAdmin(ctx context.Context, email, password string, guard func(tx *store.Tx) error) error {
+	return s.createAdminAs(ctx, SystemActor, email, password, guard)
+}
+
+func (s *Service) createAdminAs(ctx context.Context, actor Actor, email, password string, guard func(tx *store.Tx) error) error {
 	var errs []*Error
 	id, err := NormalizeLoginID(KindEmail, email, s.cfg.PhoneRegion)
 	if err != nil {
@@ -128,7 +132,7 @@ func (s *Service) createAdmin(ctx context.Context, email, password string, guard
 		if err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, SystemActor, Event{Type: EventAdminCreated, Payload: map[string]any{"email": id.Norm}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminCreated, Payload: map[string]any{"email": id.Norm}})
 	})
 }
 
