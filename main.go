@@ -152,6 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
+	if err := acct.SetSecret(secret); err != nil { // seals admins' TOTP secrets
+		return err
+	}
 	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
 		return err
 	}

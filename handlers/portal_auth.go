@@ -68,6 +68,11 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	if has2FA, err := s.acct.AdminHasTOTP(c.Request().Context(), admin.ID); err != nil {
+		return err
+	} else if has2FA { // second step: a code (admins.go)
+		return s.startSecondFactor(c, admin.ID, safeNext(f.Next, "/portal/users"))
+	}
 	return s.startAdminSession(c, admin.ID, safeNext(f.Next, "/portal/users"), "")
 }
 

@@ -51,6 +51,7 @@ type Server struct {
 	secure   bool
 
 	portalLoginLimit *Limiter
+	adminCodeLimit   *Limiter // sign-in code step, per IP (admins.go)
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
 	hooks      *hooks.Service
