@@ -16,11 +16,15 @@ CREATE TABLE admin_sessions (
 );
 CREATE INDEX admin_sessions_admin ON admin_sessions(admin_id);
 
--- Per-admin sign-in failures, as login_lockouts for end users: an attempt
--- is reserved before the hash is checked and settled afterwards.
+-- Per-admin sign-in failures, as login_lockouts for end users (see
+-- 0012_b_lockout_pending): failures counts settled wrong passwords,
+-- pending the attempts reserved before the hash check and not yet
+-- settled; reserved_at lets a reservation that was never settled lapse.
 CREATE TABLE admin_lockouts (
     admin_id       TEXT PRIMARY KEY REFERENCES admins(id) ON DELETE CASCADE,
     failures       INTEGER NOT NULL DEFAULT 0,
+    pending        INTEGER NOT NULL DEFAULT 0,
+    reserved_at    INTEGER,
     lock_count     INTEGER NOT NULL DEFAULT 0,
     locked_until   INTEGER,
     last_failed_at INTEGER
