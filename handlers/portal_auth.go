@@ -47,8 +47,10 @@ func (s *Server) setupCreate(c echo.Context) error {
 }
 
 func (s *Server) portalLoginShow(c echo.Context) error {
-	if id, _ := portalSession(c).Values[adminIDKey].(string); id != "" {
-		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/portal/users"))
+	if token, _ := portalSession(c).Values[adminSessKey].(string); token != "" {
+		if _, err := s.acct.AdminSession(c.Request().Context(), token); err == nil {
+			return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/portal/users"))
+		}
 	}
 	f := views.AdminLoginForm{Next: safeNext(c.QueryParam("next"), "")}
 	return render(c, http.StatusOK, views.AdminLogin(s.layout(c, "Sign in", ""), f))
@@ -77,10 +79,15 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 }
 
 // startAdminSession replaces whatever session the browser had with a new
-// one for the admin: fresh values, fresh CSRF token.
+// server-side one for the admin: a new token, fresh values, fresh CSRF token.
 func (s *Server) startAdminSession(c echo.Context, adminID, next, flash string) error {
 	sess := portalSession(c)
-	sess.Values = map[any]any{adminIDKey: adminID, csrfKey: account.NewToken()}
+	old, _ := sess.Values[adminSessKey].(string)
+	token, err := s.acct.StartAdminSession(c.Request().Context(), s.adminActor(c), adminID, old)
+	if err != nil {
+		return err
+	}
+	sess.Values = map[any]any{adminSessKey: token, csrfKey: account.NewToken()}
 	if flash != "" {
 		sess.AddFlash("success\x00"+flash, flashKey)
 	}
@@ -90,8 +97,15 @@ func (s *Server) startAdminSession(c echo.Context, adminID, next, flash string) 
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
+// portalLogout ends the session on the server, so a copy of the cookie
+// stops working too, then clears the cookie.
 func (s *Server) portalLogout(c echo.Context) error {
 	sess := portalSession(c)
+	if token, _ := sess.Values[adminSessKey].(string); token != "" {
+		if err := s.acct.EndAdminSession(c.Request().Context(), token); err != nil {
+			return err
+		}
+	}
 	sess.Values = map[any]any{}
 	sess.Options.MaxAge = -1
 	if err := sess.Save(c.Request(), c.Response()); err != nil {

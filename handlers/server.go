@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
@@ -86,6 +87,9 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		account.DeriveKey(cfg.SessionKey, "session-hash"),
 		account.DeriveKey(cfg.SessionKey, "session-block"),
 	)
+	// The codec refuses cookies older than the longest session (its
+	// default is 30 days); the server-side session decides the rest.
+	s.sessions.MaxAge(int(account.AdminSessionTTL / time.Second))
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
