@@ -117,9 +117,8 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	policy atomic.Pointer[Policy]
-	// adminSessions and totpSealer: see SetAdminSessions and SetSecret (admins_manage.go, totp.go).
-	adminSessions AdminSessions
-	totpSealer    *Sealer
+	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
+	totpSealer *Sealer
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }

@@ -53,21 +53,15 @@ type AdminInviteMailer interface {
 var ErrLastAdmin = &Error{Name: "Forbidden", Reason: "LastAdmin",
 	Message: "This is the last admin who can sign in. Add another admin before removing this one."}
 
-// AdminSessions ends and counts portal sessions. The handlers package
-// implements it over the portal session store; nil means sessions are not
-// kept server-side, and removing an admin ends their sessions through the
-// admin row being gone.
-type AdminSessions interface {
-	// DeleteAdminSessions ends every session of adminID inside tx.
-	DeleteAdminSessions(ctx context.Context, tx *store.Tx, adminID string) error
-}
-
 // AdminInfo is one admin in the portal's list.
 type AdminInfo struct {
 	store.AdminSummary
+	// Sessions counts the admin's live portal sessions.
+	Sessions int
 }
 
-// ListAdmins lists every admin with their two-factor state.
+// ListAdmins lists every admin with their two-factor state and how many
+// portal sessions they have open.
 func (s *Service) ListAdmins(ctx context.Context) ([]AdminInfo, error) {
 	rows, err := s.store.ListAdmins(ctx)
 	if err != nil {
@@ -75,7 +69,11 @@ func (s *Service) ListAdmins(ctx context.Context) ([]AdminInfo, error) {
 	}
 	out := make([]AdminInfo, len(rows))
 	for i, r := range rows {
-		out[i] = AdminInfo{AdminSummary: r}
+		n, err := s.CountAdminSessions(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = AdminInfo{AdminSummary: r, Sessions: n}
 	}
 	return out, nil
 }
@@ -200,8 +198,9 @@ func (s *Service) AcceptAdminInvite(ctx context.Context, actor Actor, token, pas
 }
 
 // RemoveAdmin deletes an admin, never the last one who can sign in. Their
-// sessions, invites and two-factor state go with them in the same
-// transaction, so a signed-in browser of theirs is signed out at once.
+// sessions (admin_sessions rows), invites and two-factor state go with
+// them in the same transaction, so a signed-in browser of theirs is signed
+// out at once.
 func (s *Service) RemoveAdmin(ctx context.Context, actor Actor, id string) error {
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		a, err := tx.AdminByID(ctx, id)
@@ -217,10 +216,8 @@ func (s *Service) RemoveAdmin(ctx context.Context, actor Actor, id string) error
 		if others == 0 {
 			return ErrLastAdmin
 		}
-		if s.adminSessions != nil {
-			if err := s.adminSessions.DeleteAdminSessions(ctx, tx, id); err != nil {
-				return err
-			}
+		if _, err := tx.DeleteAdminSessions(ctx, id, ""); err != nil {
+			return err
 		}
 		if err := tx.DeleteAdmin(ctx, id); err != nil {
 			return err
@@ -229,28 +226,25 @@ func (s *Service) RemoveAdmin(ctx context.Context, actor Actor, id string) error
 	})
 }
 
-// SetAdminSessions wires in the portal session store, so that removing an
-// admin, resetting their password and "Sign out all sessions" end their
-// sessions in the same transaction.
-func (s *Service) SetAdminSessions(as AdminSessions) { s.adminSessions = as }
-
-// RevokeAdminSessions ends every portal session of the admin (the "Sign
-// out all sessions" button), recording it.
-func (s *Service) RevokeAdminSessions(ctx context.Context, actor Actor, adminID string) error {
-	if s.adminSessions == nil {
-		return errors.New("account: portal sessions are not kept server-side")
-	}
-	return s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := s.adminSessions.DeleteAdminSessions(ctx, tx, adminID); err != nil {
+// SignOutAllAdminSessions ends every portal session of the admin (the
+// "Sign out all sessions" button), this one included, and records it in
+// the same transaction. It reports how many sessions it ended.
+func (s *Service) SignOutAllAdminSessions(ctx context.Context, actor Actor, adminID string) (int, error) {
+	var n int
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if n, err = tx.DeleteAdminSessions(ctx, adminID, ""); err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSessionsRevoked, Payload: map[string]any{"admin_id": adminID}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSessionsRevoked, Payload: map[string]any{"admin_id": adminID, "sessions": n}})
 	})
+	return n, err
 }
 
 // ChangeAdminPassword changes the signed-in admin's own password; the
-// current one is required.
-func (s *Service) ChangeAdminPassword(ctx context.Context, actor Actor, adminID, current, next string) error {
+// current one is required. Every other portal session of theirs ends
+// (keepToken is the session making the change).
+func (s *Service) ChangeAdminPassword(ctx context.Context, actor Actor, adminID, keepToken, current, next string) error {
 	a, err := s.store.AdminByID(ctx, adminID)
 	if err != nil {
 		return err
@@ -270,6 +264,9 @@ func (s *Service) ChangeAdminPassword(ctx context.Context, actor Actor, adminID,
 	}
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.SetAdminPassword(ctx, adminID, hash); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteAdminSessions(ctx, adminID, hashToken(keepToken)); err != nil {
 			return err
 		}
 		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminPasswordChanged, Payload: map[string]any{"email": a.Email, "admin_id": a.ID}})
@@ -327,10 +324,8 @@ func (s *Service) ResetAdminPassword(ctx context.Context, actor Actor, email, pa
 		if err := tx.DeleteAdminInvites(ctx, a.ID); err != nil {
 			return err
 		}
-		if s.adminSessions != nil {
-			if err := s.adminSessions.DeleteAdminSessions(ctx, tx, a.ID); err != nil {
-				return err
-			}
+		if _, err := tx.DeleteAdminSessions(ctx, a.ID, ""); err != nil {
+			return err
 		}
 		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminPasswordReset, Payload: map[string]any{"email": a.Email, "admin_id": a.ID}})
 	})

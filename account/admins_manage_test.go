@@ -203,7 +203,7 @@ func TestRemoveAdminNeverTheLast(t *testing.T) {
 func TestChangeAdminPasswordNeedsTheCurrentOne(t *testing.T) {
 	s, a, _ := newAdminTestService(t)
 	ctx := context.Background()
-	err := s.ChangeAdminPassword(ctx, admin, a.ID, "wrong password", "a new admin password")
+	err := s.ChangeAdminPassword(ctx, admin, a.ID, "", "wrong password", "a new admin password")
 	if fe := FieldErrors(err); fe["current_password"] == "" {
 		t.Fatalf("wrong current password: %v", err)
 	}
@@ -211,7 +211,7 @@ func TestChangeAdminPasswordNeedsTheCurrentOne(t *testing.T) {
 	if after.PasswordHash != a.PasswordHash {
 		t.Fatal("password changed with a wrong current password")
 	}
-	if err := s.ChangeAdminPassword(ctx, admin, a.ID, "first admin password", "a new admin password"); err != nil {
+	if err := s.ChangeAdminPassword(ctx, admin, a.ID, "", "first admin password", "a new admin password"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AdminLogin(ctx, "first@example.com", "a new admin password"); err != nil {

@@ -1,9 +1,9 @@
 package handlers
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -85,12 +85,6 @@ func (s *Server) requireTwoFactorEnrolment(next echo.HandlerFunc) echo.HandlerFu
 	}
 }
 
-// portalSessionCounts counts open portal sessions per admin; kept is false
-// while portal sessions live only in the cookie.
-func (s *Server) portalSessionCounts(ctx context.Context) (counts map[string]int, kept bool, err error) {
-	return nil, false, nil
-}
-
 func (s *Server) adminsPage(c echo.Context, p views.AdminsPage) (views.AdminsPage, error) {
 	ctx := c.Request().Context()
 	me := currentAdmin(c)
@@ -98,14 +92,9 @@ func (s *Server) adminsPage(c echo.Context, p views.AdminsPage) (views.AdminsPag
 	if err != nil {
 		return p, err
 	}
-	counts, kept, err := s.portalSessionCounts(ctx)
-	if err != nil {
-		return p, err
-	}
-	p.SessionsKept = kept
 	for _, a := range admins {
 		p.Admins = append(p.Admins, views.AdminRow{ID: a.ID, Email: a.Email, Invited: a.Invited, TOTP: a.TOTP, CreatedAt: a.CreatedAt,
-			LastLoginAt: a.LastLoginAt, Sessions: counts[a.ID], Self: a.ID == me.ID})
+			LastLoginAt: a.LastLoginAt, Sessions: a.Sessions, Self: a.ID == me.ID})
 		if a.ID == me.ID {
 			p.SelfTOTP = a.TOTP
 		}
@@ -186,7 +175,8 @@ func (s *Server) adminsSettings(c echo.Context) error {
 }
 
 func (s *Server) adminPasswordUpdate(c echo.Context) error {
-	err := s.acct.ChangeAdminPassword(c.Request().Context(), s.adminActor(c), currentAdmin(c).ID,
+	keep, _ := portalSession(c).Values[adminSessKey].(string)
+	err := s.acct.ChangeAdminPassword(c.Request().Context(), s.adminActor(c), currentAdmin(c).ID, keep,
 		c.FormValue("current_password"), c.FormValue("new_password"))
 	if err != nil {
 		fe := account.FieldErrors(err)
@@ -195,14 +185,24 @@ func (s *Server) adminPasswordUpdate(c echo.Context) error {
 		}
 		return s.renderAdmins(c, http.StatusUnprocessableEntity, views.AdminsPage{InviteSend: true, PasswordErrors: fe})
 	}
-	if err := addFlash(c, portalSession(c), "success", "Your password has been changed."); err != nil {
+	if err := addFlash(c, portalSession(c), "success", "Your password has been changed. Your other sessions have been signed out."); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal/admins")
 }
 
+// adminSessionsRevoke is "Sign out all sessions": every session of the
+// signed-in admin ends, this one included.
 func (s *Server) adminSessionsRevoke(c echo.Context) error {
-	if err := s.acct.RevokeAdminSessions(c.Request().Context(), s.adminActor(c), currentAdmin(c).ID); err != nil {
+	n, err := s.acct.SignOutAllAdminSessions(c.Request().Context(), s.adminActor(c), currentAdmin(c).ID)
+	if err != nil {
+		return err
+	}
+	s.log.Info("admin signed out all sessions", "admin_id", currentAdmin(c).ID, "sessions", n)
+	sess := portalSession(c)
+	sess.Values = map[any]any{csrfKey: account.NewToken()}
+	sess.AddFlash(fmt.Sprintf("success\x00All your sessions (%d) have been signed out.", n), flashKey)
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal/login")
@@ -291,6 +291,11 @@ func (s *Server) twoFactorRenew(c echo.Context) error {
 // and the browser is sent to the code page.
 func (s *Server) startSecondFactor(c echo.Context, adminID, next string) error {
 	sess := portalSession(c)
+	if old, _ := sess.Values[adminSessKey].(string); old != "" {
+		if err := s.acct.EndAdminSession(c.Request().Context(), old); err != nil {
+			return err
+		}
+	}
 	sess.Values = map[any]any{csrfKey: account.NewToken(), pendingAdminKey: adminID,
 		pendingAtKey: time.Now().Unix(), pendingNextKey: next}
 	if err := sess.Save(c.Request(), c.Response()); err != nil {

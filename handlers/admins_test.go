@@ -372,3 +372,41 @@ func TestAdminsPagesNeedSignIn(t *testing.T) {
 	}
 	wantStatus(t, a.get("/portal/invite?token=nope"), http.StatusForbidden)
 }
+
+func TestSignOutAllSessionsAndPasswordChangeEndOtherSessions(t *testing.T) {
+	a := newTestApp(t)
+	a.loginAdmin()
+	b := a.otherBrowser()
+	wantStatus(t, b.signIn(testAdminEmail, testAdminPassword), http.StatusSeeOther)
+	c := a.otherBrowser()
+	wantStatus(t, c.signIn(testAdminEmail, testAdminPassword), http.StatusSeeOther)
+	r := a.get("/portal/admins")
+	if !regexp.MustCompile(`<td class="admin-sessions">3</td>`).MatchString(r.Body) {
+		t.Fatalf("sessions column does not show 3:\n%s", r.Body)
+	}
+
+	// A password change keeps this session and ends the others.
+	wantStatus(t, a.post("/portal/admins/me/password", url.Values{"current_password": {testAdminPassword}, "new_password": {"a brand new password"}}), http.StatusSeeOther)
+	wantStatus(t, a.get("/portal/users"), http.StatusOK)
+	if r = b.get("/portal/users"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/portal/login") {
+		t.Fatalf("other session after a password change: %d %q", r.Status, r.Location)
+	}
+
+	// "Sign out all sessions" ends every one, this one included.
+	wantStatus(t, c.signIn(testAdminEmail, "a brand new password"), http.StatusSeeOther)
+	a.get("/portal/admins")
+	r = a.post("/portal/admins/me/sessions/revoke", nil)
+	wantStatus(t, r, http.StatusSeeOther)
+	if r.Location != "/portal/login" {
+		t.Fatalf("after sign out all: to %q", r.Location)
+	}
+	for name, x := range map[string]*testApp{"this": a, "other": c} {
+		if r = x.get("/portal/users"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/portal/login") {
+			t.Errorf("%s session after sign out all: %d %q", name, r.Status, r.Location)
+		}
+	}
+	n, err := a.acct.CountAdminSessions(context.Background(), adminByEmail(t, a.store, testAdminEmail).ID)
+	if err != nil || n != 0 {
+		t.Fatalf("%d sessions left (%v), want 0", n, err)
+	}
+}
