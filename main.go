@@ -33,7 +33,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "latchkey:", err)
-		os.Exit(1)
+		os.Exit(cliExitCode(err)) // main_admin.go: 2 for a command-line mistake
 	}
 }
 
@@ -114,6 +114,14 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 // run starts Latchkey and blocks until ctx is done, then shuts down
 // gracefully. Tests call it with their own args and environment.
 func run(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) > 0 { // the operator's command line (main_admin.go)
+		switch args[0] {
+		case "admin":
+			return runAdminCLI(ctx, args[1:], getenv, os.Stdin, os.Stdout, os.Stderr)
+		case "apikey":
+			return runAPIKeyCLI(ctx, args[1:], getenv, os.Stdin, os.Stdout, os.Stderr)
+		}
+	}
 	cfg, err := loadConfig(args, getenv)
 	if err != nil {
 		return err
@@ -260,6 +268,8 @@ func bootstrapAdmin(ctx context.Context, acct *account.Service, cfg config, log 
 		}
 		if created {
 			log.Info("admin created from the environment", "email", strings.ToLower(cfg.AdminEmail))
+		} else {
+			log.Info("LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD are ignored: admins exist already (to recover one, use `latchkey admin reset-password --email E`)")
 		}
 		return nil
 	}

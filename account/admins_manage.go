@@ -305,6 +305,9 @@ func (s *Service) CreateAdmin(ctx context.Context, actor Actor, email, password 
 // `latchkey admin reset-password`, for a locked-out operator) and ends
 // their portal sessions.
 func (s *Service) ResetAdminPassword(ctx context.Context, actor Actor, email, password string) error {
+	if _, err := s.adminByEmail(ctx, &s.store.Tx, email); err != nil {
+		return err // an unknown email first: no use checking a password for no one
+	}
 	if causes := s.Policy().Check(password); len(causes) > 0 {
 		return policyErr("password", causes)
 	}
