@@ -18,8 +18,9 @@ const (
 	adminSessionTouchEvery = time.Minute
 )
 
-// StartAdminSession opens a portal session for the admin and returns the
-// token for the cookie. oldToken, the session the browser had (if any),
+// StartAdminSession opens a portal session for the admin, the last step of
+// a sign-in, and returns the token for the cookie. It records the sign-in
+// (last sign-in time, admin.signin.succeeded) with the session. oldToken, the session the browser had (if any),
 // is ended, so every sign-in gets a new session ID.
 func (s *Service) StartAdminSession(ctx context.Context, actor Actor, adminID, oldToken string) (string, error) {
 	token := NewToken()
@@ -37,8 +38,19 @@ func (s *Service) StartAdminSession(ctx context.Context, actor Actor, adminID, o
 		if err := tx.DeleteStaleAdminSessions(ctx, adminID, now, now.Add(-AdminSessionIdle)); err != nil {
 			return err
 		}
-		return tx.InsertAdminSession(ctx, store.AdminSession{TokenHash: hashToken(token), AdminID: adminID,
-			CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(AdminSessionTTL), IP: actor.IP, UserAgent: ua})
+		if err := tx.InsertAdminSession(ctx, store.AdminSession{TokenHash: hashToken(token), AdminID: adminID,
+			CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(AdminSessionTTL), IP: actor.IP, UserAgent: ua}); err != nil {
+			return err
+		}
+		a, err := tx.AdminByID(ctx, adminID)
+		if err != nil {
+			return err
+		}
+		if err := tx.TouchAdminLogin(ctx, adminID, now); err != nil {
+			return err
+		}
+		actor.Kind, actor.ID, actor.Name = "admin", a.ID, a.Email
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSigninSucceeded, Payload: map[string]any{"admin_id": a.ID, "email": a.Email}})
 	})
 	if err != nil {
 		return "", err

@@ -136,23 +136,10 @@ func (s *Service) createAdminAs(ctx context.Context, actor Actor, email, passwor
 	})
 }
 
-// AdminLogin checks an admin's email and password. Unknown email and wrong
-// password give the same error after the same work.
+// AdminLogin checks an admin's email and password with no actor; the
+// portal calls AdminSignIn.
 func (s *Service) AdminLogin(ctx context.Context, email, password string) (*store.Admin, error) {
-	a, err := s.store.AdminByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
-	if errors.Is(err, store.ErrNotFound) {
-		s.hasher.VerifyDummy(password)
-		return nil, ErrBadCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	if !s.hasher.Verify(a.PasswordHash, password) {
-		return nil, ErrBadCredentials
-	}
-	if err := s.store.TouchAdminLogin(ctx, a.ID, s.Now()); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return s.AdminSignIn(ctx, SystemActor, email, password)
 }
 
 // Admin loads an admin by ID.

@@ -56,16 +56,22 @@ func (s *Server) portalLoginShow(c echo.Context) error {
 	return render(c, http.StatusOK, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 }
 
+// msgAdminBadCredentials answers a wrong email, a wrong password and a
+// paused sign-in alike.
+const msgAdminBadCredentials = "Incorrect email or password. After several failed attempts, sign-in pauses for a while."
+
+// portalLoginCreate signs an admin in: the per-address limit, then the
+// password (with the per-admin lockout), then the session.
 func (s *Server) portalLoginCreate(c echo.Context) error {
 	f := views.AdminLoginForm{Email: c.FormValue("email"), Next: safeNext(c.FormValue("next"), "")}
 	if limited(c, s.portalLoginLimit, c.RealIP()) {
 		f.Error = "Too many sign-in attempts. Wait a minute and try again."
 		return render(c, http.StatusTooManyRequests, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	}
-	admin, err := s.acct.AdminLogin(c.Request().Context(), f.Email, c.FormValue("password"))
-	if errors.Is(err, account.ErrBadCredentials) {
-		s.log.Warn("portal sign-in failed", "ip", c.RealIP())
-		f.Error = "Incorrect email or password."
+	admin, err := s.acct.AdminSignIn(c.Request().Context(), s.adminActor(c), f.Email, c.FormValue("password"))
+	if errors.Is(err, account.ErrBadCredentials) || errors.Is(err, account.ErrAdminLocked) {
+		s.log.Warn("portal sign-in failed", "ip", c.RealIP(), "locked", errors.Is(err, account.ErrAdminLocked))
+		f.Error = msgAdminBadCredentials
 		return render(c, http.StatusUnauthorized, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	} else if err != nil {
 		return err

@@ -89,6 +89,8 @@ var Types = []TypeInfo{
 	{Type: EmailFailed, Description: "An email could not be sent", AuditOnly: true},
 	{Type: AuthPasswordFailed, Description: "A sign-in failed on a wrong password", AuditOnly: true},
 	{Type: PasswordPolicyUpdate, Description: "The password policy was changed", AuditOnly: true},
+	{Type: account.EventAdminSigninSucceeded, Description: "A portal admin signed in", AuditOnly: true},
+	{Type: account.EventAdminSigninFailed, Description: "A portal sign-in failed", AuditOnly: true},
 	{Type: AdminCreated, Description: "A portal admin was created", AuditOnly: true},
 	{Type: APIKeyCreated, Description: "An Admin API key was created", AuditOnly: true},
 	{Type: APIKeyRevoked, Description: "An Admin API key was revoked", AuditOnly: true},
