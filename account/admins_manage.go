@@ -302,8 +302,8 @@ func (s *Service) CreateAdmin(ctx context.Context, actor Actor, email, password 
 }
 
 // ResetAdminPassword sets an admin's password (the command line's
-// `latchkey admin reset-password`, for a locked-out operator) and ends
-// their portal sessions.
+// `latchkey admin reset-password`, for a locked-out operator), ends their
+// portal sessions and clears their sign-in lockout.
 func (s *Service) ResetAdminPassword(ctx context.Context, actor Actor, email, password string) error {
 	if _, err := s.adminByEmail(ctx, &s.store.Tx, email); err != nil {
 		return err // an unknown email first: no use checking a password for no one
@@ -328,6 +328,10 @@ func (s *Service) ResetAdminPassword(ctx context.Context, actor Actor, email, pa
 			return err
 		}
 		if _, err := tx.DeleteAdminSessions(ctx, a.ID, ""); err != nil {
+			return err
+		}
+		// A sign-in paused by wrong passwords opens again.
+		if err := tx.DeleteAdminLockout(ctx, a.ID); err != nil {
 			return err
 		}
 		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminPasswordReset, Payload: map[string]any{"email": a.Email, "admin_id": a.ID}})

@@ -178,14 +178,12 @@ func (s *Service) ConfirmTOTPEnrolment(ctx context.Context, actor Actor, adminID
 // VerifyAdminSecondFactor checks a sign-in's second step: a TOTP code (each
 // accepted once) or an unused recovery code (then used up). Wrong codes are
 // counted per admin: TOTPMaxFailures within TOTPFailureWindow stop checks.
-// It reports whether a recovery code was used.
+// It reports whether a recovery code was used. StartAdminSession then
+// records the sign-in.
 func (s *Service) VerifyAdminSecondFactor(ctx context.Context, actor Actor, adminID, code string) (bool, error) {
 	var recovery bool
 	err := s.checkSecondFactor(ctx, adminID, code, true, func(tx *store.Tx, rec bool) error {
 		recovery = rec
-		if err := tx.TouchAdminLogin(ctx, adminID, s.Now()); err != nil {
-			return err
-		}
 		if rec {
 			return s.events.Record(ctx, tx, actor, Event{Type: EventAdminRecoveryUsed, Payload: map[string]any{"admin_id": adminID}})
 		}
