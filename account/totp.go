@@ -159,7 +159,7 @@ func (s *Service) ConfirmTOTPEnrolment(ctx context.Context, actor Actor, adminID
 	if err != nil {
 		return nil, err
 	}
-	err = s.checkSecondFactor(ctx, adminID, code, false, func(tx *store.Tx, _ bool) error {
+	err = s.checkSecondFactor(ctx, actor, adminID, code, false, func(tx *store.Tx, _ bool) error {
 		now := s.Now()
 		if err := tx.ConfirmAdminTOTP(ctx, adminID, now); err != nil {
 			return err
@@ -182,7 +182,7 @@ func (s *Service) ConfirmTOTPEnrolment(ctx context.Context, actor Actor, adminID
 // records the sign-in.
 func (s *Service) VerifyAdminSecondFactor(ctx context.Context, actor Actor, adminID, code string) (bool, error) {
 	var recovery bool
-	err := s.checkSecondFactor(ctx, adminID, code, true, func(tx *store.Tx, rec bool) error {
+	err := s.checkSecondFactor(ctx, actor, adminID, code, true, func(tx *store.Tx, rec bool) error {
 		recovery = rec
 		if rec {
 			return s.events.Record(ctx, tx, actor, Event{Type: EventAdminRecoveryUsed, Payload: map[string]any{"admin_id": adminID}})
@@ -195,8 +195,11 @@ func (s *Service) VerifyAdminSecondFactor(ctx context.Context, actor Actor, admi
 // checkSecondFactor checks code against the admin's TOTP (pending when
 // confirmed is false, i.e. at enrolment; confirmed at sign-in, where
 // recovery codes are allowed too) in one transaction, and runs onOK in it
-// when the code is good. A wrong code is counted and committed.
-func (s *Service) checkSecondFactor(ctx context.Context, adminID, code string, confirmed bool, onOK func(tx *store.Tx, recovery bool) error) error {
+// when the code is good. A wrong code is counted and committed (on a
+// context the request cannot cancel, so aborting a request does not save
+// a guess), and at sign-in recorded as admin.signin.failed.
+func (s *Service) checkSecondFactor(ctx context.Context, actor Actor, adminID, code string, confirmed bool, onOK func(tx *store.Tx, recovery bool) error) error {
+	ctx = context.WithoutCancel(ctx)
 	var result error
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		row, err := tx.AdminTOTPByID(ctx, adminID)
@@ -221,7 +224,7 @@ func (s *Service) checkSecondFactor(ctx context.Context, adminID, code string, c
 		}
 		if failures >= TOTPMaxFailures {
 			result = ErrTOTPTooMany
-			return nil
+			return s.codeFailed(ctx, tx, actor, adminID, confirmed, "too_many_codes")
 		}
 		norm := normalizeCode(code)
 		fail := ErrTOTPCode
@@ -268,12 +271,27 @@ func (s *Service) checkSecondFactor(ctx context.Context, adminID, code string, c
 			since = &now
 		}
 		result = fail
-		return tx.SetAdminTOTPFailures(ctx, adminID, failures+1, since)
+		if err := tx.SetAdminTOTPFailures(ctx, adminID, failures+1, since); err != nil {
+			return err
+		}
+		reason := "wrong_code"
+		if fail == ErrTOTPReused {
+			reason = "code_reused"
+		}
+		return s.codeFailed(ctx, tx, actor, adminID, confirmed, reason)
 	})
 	if err != nil {
 		return err
 	}
 	return result
+}
+
+// codeFailed records a refused sign-in code (not an enrolment's).
+func (s *Service) codeFailed(ctx context.Context, tx *store.Tx, actor Actor, adminID string, signIn bool, reason string) error {
+	if !signIn {
+		return nil
+	}
+	return s.events.Record(ctx, tx, actor, Event{Type: EventAdminSigninFailed, Payload: map[string]any{"admin_id": adminID, "reason": reason}})
 }
 
 // matchTOTP compares code with the codes of the steps around now, in

@@ -410,3 +410,42 @@ func TestSignOutAllSessionsAndPasswordChangeEndOtherSessions(t *testing.T) {
 		t.Fatalf("%d sessions left (%v), want 0", n, err)
 	}
 }
+
+func TestAdminTwoFactorEventsInTheAuditLog(t *testing.T) {
+	a, _ := newEventsApp(t)
+	if err := a.acct.SetSecret([]byte("0123456789abcdef0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	now := movableClock(a)
+	a.loginAdmin()
+	secret, _ := enrolTOTP(t, a, now)
+	b := a.otherBrowser()
+	b.signIn(testAdminEmail, testAdminPassword)
+	b.get("/portal/login/2fa")
+	wantStatus(t, b.post("/portal/login/2fa", url.Values{"code": {"000000"}}), http.StatusUnauthorized)
+	code, _ := totp.GenerateCode(secret, now(30*time.Second))
+	wantStatus(t, b.post("/portal/login/2fa", url.Values{"code": {code}}), http.StatusSeeOther)
+
+	evs, err := a.store.ListEvents(context.Background(), store.ListEventsParams{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	failedWrongCode := false
+	for _, e := range evs {
+		types = append(types, e.Type)
+		if e.Type == "admin.signin.failed" && strings.Contains(string(e.Payload), `"reason":"wrong_code"`) {
+			failedWrongCode = true
+		}
+	}
+	if !failedWrongCode {
+		t.Errorf("no admin.signin.failed with reason wrong_code; events: %v", types)
+	}
+	// Newest first: the sign-in that ended with the good code is the latest.
+	if len(types) == 0 || types[0] != "admin.signin.succeeded" {
+		t.Errorf("latest event is not admin.signin.succeeded: %v", types)
+	}
+	if !strings.Contains(strings.Join(types, " "), "admin.2fa.enabled") {
+		t.Errorf("no admin.2fa.enabled event: %v", types)
+	}
+}
