@@ -34,6 +34,11 @@ var commands = []command{
 	{"serve", "", "run the server (the default)", serveCmd},
 	{"backup", "PATH", "write a consistent, verified copy of the database, also while the server runs", backupCmd},
 	{"healthcheck", "", "ask the running server's /healthz (for container health checks)", healthcheckCmd},
+	{"admin create", "", "create a portal admin (prompts for the password, or --password-stdin)", adminCreateCmd},
+	{"admin reset-password", "", "set an admin's password and sign them out everywhere", adminResetPasswordCmd},
+	{"admin list", "", "list portal admins", adminListCmd},
+	{"admin disable-2fa", "", "turn an admin's two-factor sign-in off", adminDisable2FACmd},
+	{"apikey create", "", "create an Admin API key (printed once)", apikeyCreateCmd},
 }
 
 // usageError is a command-line mistake: cli prints it with the usage and

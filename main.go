@@ -169,6 +169,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err != nil {
 		return err
 	}
+	if err := acct.SetSecret(secret); err != nil { // seals admins' TOTP secrets
+		return err
+	}
 	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
 		return err
 	}
@@ -283,6 +286,8 @@ func bootstrapAdmin(ctx context.Context, acct *account.Service, cfg config, log 
 		}
 		if created {
 			log.Info("admin created from the environment", "email", strings.ToLower(cfg.AdminEmail))
+		} else {
+			log.Info("LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD are ignored: admins exist already (to recover one, use `latchkey admin reset-password --email E`)")
 		}
 		return nil
 	}

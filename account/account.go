@@ -117,6 +117,8 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	policy atomic.Pointer[Policy]
+	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
+	totpSealer *Sealer
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }

@@ -112,12 +112,20 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 			return nil, err
 		}
 		if !ok {
+			// The same hashing work as a wrong password, so a locked
+			// account cannot be told from an unknown one by time.
+			s.hasher.VerifyDummy(in.Password)
 			l, err := s.store.LockoutByUser(ctx, u.ID)
 			if err != nil {
 				return nil, err
 			}
 			return nil, lockedErr(l.LockedUntil)
 		}
+		// The attempt is reserved: settle it whatever happens to the
+		// request from here on. A client that hangs up mid-check cancels
+		// the request's context, and a reservation left unsettled would
+		// count against the account until it lapses.
+		ctx = context.WithoutCancel(ctx)
 	}
 	if !s.hasher.Verify(u.Password.Hash, in.Password) {
 		var until *time.Time

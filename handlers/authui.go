@@ -158,7 +158,10 @@ func (s *Server) startUserSession(c echo.Context, token, next, flash string) err
 	return sess.Save(c.Request(), c.Response())
 }
 
-const msgBadCredentials = "Incorrect email, phone, username or password."
+// msgBadCredentials answers a wrong login ID, a wrong password and a
+// locked account alike (same status, same words), so that neither tells
+// a stranger which accounts exist.
+const msgBadCredentials = "Incorrect email, phone, username or password. After several failed attempts, sign-in pauses for a while: try again later, or use “Forgot password”."
 
 func (s *Server) authLoginShow(c echo.Context) error {
 	if us := endUser(c); us != nil {
@@ -195,7 +198,8 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	if ae, ok := account.AsError(err); ok {
 		switch ae.Reason {
 		case account.ReasonAccountLocked:
-			return fail(http.StatusTooManyRequests, ae.Message, true)
+			s.log.Info("user sign-in refused: account locked", "ip", ip)
+			return fail(http.StatusUnauthorized, msgBadCredentials, false)
 		case account.ReasonTemporaryPasswordExpired:
 			return fail(http.StatusForbidden, ae.Message, true)
 		case account.ReasonUserDisabled:

@@ -34,7 +34,8 @@ func (s *Server) routes(e *echo.Echo) {
 	p.POST("/login", s.portalLoginCreate)
 	p.POST("/logout", s.portalLogout)
 
-	a := p.Group("", s.requireAdmin)
+	a := p.Group("", s.requireAdmin, s.requireTwoFactorEnrolment)
+	s.adminsRoutes(p, a)
 	a.GET("/users", s.usersIndex)
 	a.GET("/users/new", s.usersNew)
 	a.POST("/users", s.usersCreate)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
@@ -57,6 +58,7 @@ type Server struct {
 	secure   bool
 
 	portalLoginLimit *Limiter
+	adminCodeLimit   *Limiter // sign-in code step, per IP (admins.go)
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
 	hooks      *hooks.Service
@@ -91,6 +93,9 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		account.DeriveKey(cfg.SessionKey, "session-hash"),
 		account.DeriveKey(cfg.SessionKey, "session-block"),
 	)
+	// The codec refuses cookies older than the longest session (its
+	// default is 30 days); the server-side session decides the rest.
+	s.sessions.MaxAge(int(account.AdminSessionTTL / time.Second))
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true

@@ -55,6 +55,9 @@ func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *tes
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := acct.SetSecret([]byte("0123456789abcdef0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
 	if withAdmin {
 		if _, err := acct.BootstrapAdmin(ctx, testAdminEmail, testAdminPassword); err != nil {
 			t.Fatal(err)

@@ -184,6 +184,8 @@ func (o *Outbox) subject(kind string) string {
 		return "[" + o.cfg.AppName + "] Your password has been changed"
 	case KindForgotPassword:
 		return "[" + o.cfg.AppName + "] Reset your password"
+	case KindAdminInvite:
+		return "[" + o.cfg.AppName + "] You are invited as an admin"
 	}
 	return ""
 }
@@ -255,6 +257,10 @@ func (o *Outbox) render(ctx context.Context, m *store.OutboxMessage) (Message, e
 			CodeMinutes: int((s.CodeTTL + 59) / 60), LinkMinutes: int((s.LinkTTL + 59) / 60)}
 		err = views.ForgotPasswordEmailHTML(d).Render(ctx, &buf)
 		msg.Text = views.ForgotPasswordEmailText(d)
+	case KindAdminInvite: // LoginID holds who invited
+		d := views.AdminInviteEmail{AppName: o.cfg.AppName, Link: s.Link, InvitedBy: s.LoginID, Hours: int(s.LinkTTL / 3600)}
+		err = views.AdminInviteEmailHTML(d).Render(ctx, &buf)
+		msg.Text = views.AdminInviteEmailText(d)
 	default:
 		err = fmt.Errorf("unknown message kind %q", m.Kind)
 	}

@@ -52,7 +52,15 @@ type Store struct {
 // Open opens (creating if needed) the SQLite file at path and applies
 // pending migrations. Every pooled connection gets WAL, foreign keys, a busy
 // timeout and immediate write transactions through the DSN.
+//
+// The database may hold the server secret, so Open creates it (and
+// SQLite then its -wal and -shm files, which take the database's mode)
+// readable by the owner only, and refuses an existing database that
+// others can read or write.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := secureFiles(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_foreign_keys", "on")
