@@ -103,6 +103,9 @@ func findCommand(args []string) (command, []string, error) {
 		}
 	}
 	if len(near) > 0 {
+		if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+			return command{}, nil, fmt.Errorf("unknown command %q; %q takes: %s", args[0]+" "+args[1], args[0], strings.Join(near, ", "))
+		}
 		return command{}, nil, fmt.Errorf("%q needs a subcommand: %s", args[0], strings.Join(near, ", "))
 	}
 	return command{}, nil, fmt.Errorf("unknown command %q", args[0])

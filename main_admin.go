@@ -37,69 +37,6 @@ import (
 // dispatcher's usageError (cli.go).
 type adminUsageError = usageError
 
-// cliExitCode is the process exit status for an error from run: 2 for a
-// command-line mistake, 1 for any other failure.
-func cliExitCode(err error) int {
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
-}
-
-// adminCommands lists the admin subcommands, for usage and dispatch.
-var adminCommands = []struct {
-	name, synopsis string
-	run            func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error
-}{
-	{"create", "admin create --email E [--password-stdin]   create a portal admin (prompts for the password)", adminCreateCmd},
-	{"reset-password", "admin reset-password --email E [--password-stdin]   set an admin's password and sign them out everywhere", adminResetPasswordCmd},
-	{"list", "admin list   list portal admins", adminListCmd},
-	{"disable-2fa", "admin disable-2fa --email E   turn an admin's two-factor sign-in off", adminDisable2FACmd},
-}
-
-func adminUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage:")
-	for _, c := range adminCommands {
-		fmt.Fprintln(w, "  latchkey "+c.synopsis)
-	}
-	fmt.Fprintln(w, "  latchkey apikey create --name N   create an Admin API key (printed once)")
-	fmt.Fprintln(w, "Every command takes --db PATH (default: LATCHKEY_DB or latchkey.db) and works while the server runs.")
-}
-
-// runAdminCLI runs `latchkey admin SUBCOMMAND ...`.
-func runAdminCLI(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		adminUsage(stderr)
-		return adminUsageError{errors.New("admin: name a subcommand: create, reset-password, list or disable-2fa")}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		adminUsage(stdout)
-		return nil
-	}
-	for _, c := range adminCommands {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], getenv, stdin, stdout, stderr)
-		}
-	}
-	adminUsage(stderr)
-	return adminUsageError{fmt.Errorf("admin: unknown subcommand %q", args[0])}
-}
-
-// runAPIKeyCLI runs `latchkey apikey create --name N`.
-func runAPIKeyCLI(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			adminUsage(stdout)
-			return nil
-		}
-		adminUsage(stderr)
-		return adminUsageError{errors.New("apikey: the only subcommand is create: latchkey apikey create --name N")}
-	}
-	return apikeyCreateCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
-}
-
 // cliFlags is the flag set every admin command shares: --db, and --email
 // and --password-stdin where the command takes them.
 type cliFlags struct {
