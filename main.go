@@ -25,6 +25,7 @@ import (
 	"latchkey/handlers"
 	"latchkey/hooks"
 	"latchkey/mail"
+	"latchkey/oidc"
 	"latchkey/store"
 )
 
@@ -114,6 +115,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 // run starts Latchkey and blocks until ctx is done, then shuts down
 // gracefully. Tests call it with their own args and environment.
 func run(ctx context.Context, args []string, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "keys" {
+		return runKeys(ctx, args[1:], getenv, os.Stdout)
+	}
 	cfg, err := loadConfig(args, getenv)
 	if err != nil {
 		return err
@@ -155,6 +159,11 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
 		return err
 	}
+	// OpenID Connect provider: makes its first signing key on first start.
+	oidcProvider, err := oidc.New(ctx, acct, oidc.Config{Issuer: cfg.PublicURL, Secret: secret, Log: log})
+	if err != nil {
+		return err
+	}
 
 	e := handlers.New(handlers.Config{
 		AppName:    cfg.AppName,
@@ -165,6 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
 		Hooks:      hk,
+		OIDC:       oidcProvider,
 	}, acct)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

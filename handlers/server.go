@@ -18,6 +18,7 @@ import (
 	"latchkey/handlers/adminapi"
 	"latchkey/hooks"
 	"latchkey/mail"
+	"latchkey/oidc"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -39,6 +40,8 @@ type Config struct {
 	// Mail is the email outbox (user page delivery status, /portal/mail);
 	// nil when mail is not wired in.
 	Mail *mail.Outbox
+	// OIDC is the OpenID Connect provider; nil builds one on first use.
+	OIDC *oidc.Provider
 }
 
 // Server holds what handlers share.
@@ -61,6 +64,8 @@ type Server struct {
 	// API key authentications per IP.
 	adminAPI        *adminapi.API
 	apiAuthFailures *Limiter
+	// oidc holds the OpenID Connect provider (oidc.go).
+	oidc oidcState
 }
 
 // New builds the Echo router with every route.
