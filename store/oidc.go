@@ -373,7 +373,8 @@ func (t *Tx) InsertOIDCKey(ctx context.Context, k *OIDCKey) error {
 // ListOIDCKeys lists the signing keys, newest first: the active one (not
 // retired) and the retired ones still published.
 func (t *Tx) ListOIDCKeys(ctx context.Context) ([]OIDCKey, error) {
-	rows, err := t.q.QueryContext(ctx, `SELECT id, alg, private_key, created_at, retired_at FROM oidc_keys ORDER BY created_at DESC, id`)
+	rows, err := t.q.QueryContext(ctx, `SELECT id, alg, private_key, created_at, retired_at FROM oidc_keys
+		ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, created_at DESC, id`)
 	if err != nil {
 		return nil, mapErr("list oidc keys", err)
 	}
