@@ -320,17 +320,26 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 // a browser session by design.
 func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
 
-// RevokeToken revokes an access token (by ID) or a refresh token (by
-// value, with its chain). Unknown tokens and other clients' tokens are
+// RevokeToken revokes an access token, or a refresh token with its chain. Unknown tokens and other clients' tokens are
 // ignored, as RFC 7009 asks.
 func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
 	now := s.now()
 	if userID != "" {
-		a, err := s.p.st.OIDCAccessTokenByID(ctx, tokenOrID)
-		if err != nil || a.ClientID != clientID {
+		// An ID: of an access token (decrypted by the library), or of a
+		// refresh token (looked up through GetRefreshTokenInfo).
+		if a, err := s.p.st.OIDCAccessTokenByID(ctx, tokenOrID); err == nil {
+			if a.ClientID == clientID {
+				if err := s.p.st.RevokeOIDCAccessToken(ctx, a.ID, now); err != nil {
+					return oidc.ErrServerError().WithParent(err)
+				}
+			}
 			return nil
 		}
-		if err := s.p.st.RevokeOIDCAccessToken(ctx, a.ID, now); err != nil {
+		chain, owner, err := s.p.st.OIDCRefreshTokenChain(ctx, tokenOrID)
+		if err != nil || owner != clientID {
+			return nil
+		}
+		if err := s.p.st.RevokeOIDCChain(ctx, chain, now); err != nil {
 			return oidc.ErrServerError().WithParent(err)
 		}
 		return nil

@@ -414,3 +414,10 @@ func (t *Tx) DeleteOIDCKeysRetiredBefore(ctx context.Context, before time.Time) 
 	_, err := t.q.ExecContext(ctx, `DELETE FROM oidc_keys WHERE retired_at IS NOT NULL AND retired_at < ?`, ms(before))
 	return mapErr("delete retired oidc keys", err)
 }
+
+// OIDCRefreshTokenChain returns the chain and client of the refresh token
+// with this ID (revocation by ID).
+func (t *Tx) OIDCRefreshTokenChain(ctx context.Context, id string) (chainID, clientID string, err error) {
+	err = t.q.QueryRowContext(ctx, `SELECT chain_id, client_id FROM oidc_refresh_tokens WHERE id = ?`, id).Scan(&chainID, &clientID)
+	return chainID, clientID, mapErr("oidc refresh token chain", err)
+}
