@@ -92,7 +92,9 @@ func TestOIDCIntrospectAndRevoke(t *testing.T) {
 	}
 }
 
-var tokenCodeRE = func(id string) *regexp.Regexp { return regexp.MustCompile(`<code class="token" id="` + id + `">([^<]+)</code>`) }
+var tokenCodeRE = func(id string) *regexp.Regexp {
+	return regexp.MustCompile(`<code class="token" id="` + id + `">([^<]+)</code>`)
+}
 
 // TestApplicationsPortal: add an application (the secret shows once,
 // after a redirect, and a reload neither shows it nor adds another),
