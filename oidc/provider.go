@@ -199,15 +199,21 @@ func (p *Provider) refreshReused(ctx context.Context, chainID, clientID string) 
 
 // userinfo fills the claims of scopes for a user; a disabled user gets none.
 func (p *Provider) userinfo(ctx context.Context, ui *oidc.UserInfo, userID string, scopes []string) error {
-	u, err := p.acct.GetUser(ctx, userID)
+	// Two reads (user, login IDs), not account.GetUser's three: this runs
+	// on every token issue and refresh.
+	u, err := p.st.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
 	if u.IsDisabled {
 		return errUserDisabled
 	}
+	ids, err := p.st.IdentitiesByUser(ctx, userID)
+	if err != nil {
+		return err
+	}
 	first := func(kind string) string {
-		for _, i := range u.Identities {
+		for _, i := range ids {
 			if i.Kind == kind {
 				return i.Value
 			}

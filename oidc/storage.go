@@ -194,7 +194,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if row.CodeExpiresAt == nil || !now.Before(*row.CodeExpiresAt) {
 		return nil, errTokenInvalid
 	}
-	if u, err := s.p.st.UserByID(ctx, row.UserID); err != nil || u.IsDisabled {
+	if row.UserDisabled {
 		return nil, errUserDisabled
 	}
 	return loadAuthRequest(row)
@@ -206,10 +206,9 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 }
 
 // DeleteAuthRequest is called once tokens are issued; the row of a used
-// code stays (until it expires) to recognise a second use.
-func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.p.st.DeleteOIDCAuthRequest(ctx, id)
-}
+// code stays (until it expires, see DeleteExpiredOIDCRows) to recognise a
+// second use, so it deletes nothing.
+func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	id, _, exp, err := s.issue(ctx, req, false)

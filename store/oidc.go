@@ -122,6 +122,8 @@ type OIDCAuthRequest struct {
 	CodeUsedAt    *time.Time
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
+	// UserDisabled is filled in by OIDCAuthRequestByCode.
+	UserDisabled bool
 }
 
 const oidcAuthRequestCols = `id, client_id, params, user_id, auth_time, done, code_hash, code_expires_at, code_used_at, created_at, expires_at`
@@ -157,9 +159,23 @@ func (t *Tx) OIDCAuthRequestByID(ctx context.Context, id string, now time.Time) 
 // OIDCAuthRequestByCode finds the request a code was issued for, used or
 // not, expired or not: the caller decides what a stale code means.
 func (t *Tx) OIDCAuthRequestByCode(ctx context.Context, codeHash string) (*OIDCAuthRequest, error) {
-	r, err := scanOIDCAuthRequest(t.q.QueryRowContext(ctx, `SELECT `+oidcAuthRequestCols+` FROM oidc_auth_requests WHERE code_hash = ?`, codeHash))
-	return r, mapErr("oidc auth request by code", err)
+	var disabled bool
+	r, err := scanOIDCAuthRequest(scanPlus{t.q.QueryRowContext(ctx, `SELECT r.`+strings.ReplaceAll(oidcAuthRequestCols, ", ", ", r.")+`,
+		COALESCE(u.is_disabled, 1) FROM oidc_auth_requests r LEFT JOIN users u ON u.id = r.user_id WHERE r.code_hash = ?`, codeHash), &disabled})
+	if err != nil {
+		return nil, mapErr("oidc auth request by code", err)
+	}
+	r.UserDisabled = disabled
+	return r, nil
 }
+
+// scanPlus scans a row with extra columns after the ones a scan function knows.
+type scanPlus struct {
+	row   interface{ Scan(...any) error }
+	extra any
+}
+
+func (s scanPlus) Scan(dest ...any) error { return s.row.Scan(append(dest, s.extra)...) }
 
 // CompleteOIDCAuthRequest records who signed in for a pending request.
 // It reports false when the request is gone, expired or already done.
