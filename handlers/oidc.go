@@ -21,7 +21,15 @@ type oidcState struct {
 	once sync.Once
 	p    *oidc.Provider
 	err  error
+	// authorizeIP limits /oauth2/authorize per IP: each valid request
+	// stores a row until it expires, so a stranger must not be able to
+	// make them without bound.
+	authorizeIP *Limiter
 }
+
+// authorizePerMinute is the /oauth2/authorize limit per IP; a person
+// signing in to a few apps uses a handful.
+const authorizePerMinute = 120
 
 func (s *Server) oidcProvider(ctx context.Context) (*oidc.Provider, error) {
 	s.oidc.once.Do(func() {
@@ -49,6 +57,7 @@ func (s *Server) oidcRoutes(e *echo.Echo, admin *echo.Group) {
 		return nil
 	}
 	e.Use(s.oidcFormAction)
+	s.oidc.authorizeIP = NewLimiter(authorizePerMinute, minute)
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodOptions}
 	for _, path := range []string{oidc.DiscoveryPath, oidc.JWKSPath, oidc.UserinfoPath} {
 		e.Match(methods, path, lib)
@@ -69,7 +78,9 @@ func (s *Server) oidcRoutes(e *echo.Echo, admin *echo.Group) {
 func (s *Server) oidcErrorPage(c echo.Context) oidc.ErrorPage {
 	return func(w http.ResponseWriter, r *http.Request, status int, msg string) {
 		text := "This sign-in request cannot be completed. Go back to the application and try again, or contact its administrator."
-		if msg != "" && status < 500 {
+		if status == http.StatusTooManyRequests {
+			text = "Too many sign-in requests from your network. Wait a minute and try again."
+		} else if msg != "" && status < 500 {
 			text = "This sign-in request cannot be completed: " + strings.TrimSuffix(msg, ".") + ". Go back to the application and try again, or contact its administrator."
 		}
 		l := views.LayoutData{Title: "Sign-in request not valid", AppName: s.cfg.AppName}
@@ -80,6 +91,10 @@ func (s *Server) oidcErrorPage(c echo.Context) oidc.ErrorPage {
 }
 
 func (s *Server) oidcAuthorize(c echo.Context) error {
+	if limited(c, s.oidc.authorizeIP, c.RealIP()) {
+		s.oidcErrorPage(c)(c.Response(), c.Request(), http.StatusTooManyRequests, "")
+		return nil
+	}
 	p, err := s.oidcProvider(c.Request().Context())
 	if err != nil {
 		return err

@@ -550,3 +550,21 @@ func TestOIDCDiscoveryAndJWKS(t *testing.T) {
 		t.Fatalf("JWKS after the old key's tokens expired: %v", got)
 	}
 }
+
+// TestOIDCAuthorizeRateLimit: a stranger cannot make authorization
+// requests (stored rows) without bound.
+func TestOIDCAuthorizeRateLimit(t *testing.T) {
+	a := newOIDCApp(t)
+	q := oidc.AuthorizePath + "?" + authorizeQuery(a.conf.ID).Encode()
+	for i := 0; i < authorizePerMinute; i++ {
+		if r := a.get(q); r.Status != http.StatusFound {
+			t.Fatalf("request %d: %d", i+1, r.Status)
+		}
+	}
+	r := a.get(q)
+	wantStatus(t, r, http.StatusTooManyRequests)
+	if r.Location != "" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("limited answer: location %q, Retry-After %q", r.Location, r.Header.Get("Retry-After"))
+	}
+	wantContains(t, r.Body, "Too many sign-in requests")
+}
