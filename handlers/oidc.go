@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
@@ -174,10 +175,26 @@ func (s *Server) oidcLoginApp(c echo.Context, f *views.AuthLoginForm) bool {
 	return true
 }
 
+// oidcEndSession serves /oauth2/end_session. With an id_token_hint (which
+// the library verifies) the app has proved it asks; without one, the user
+// confirms on a CSRF-protected page first, so that no other site can sign
+// them out with a link.
 func (s *Server) oidcEndSession(c echo.Context) error {
 	p, err := s.oidcProvider(c.Request().Context())
 	if err != nil {
 		return err
+	}
+	if c.FormValue("id_token_hint") == "" {
+		sess := userCookieSession(c)
+		if c.Request().Method != http.MethodPost || c.FormValue("confirm") != "1" {
+			l := s.authLayout(c, "Sign out")
+			return render(c, http.StatusOK, views.OIDCEndSession(l, views.EndSessionConfirm{ClientID: c.FormValue("client_id"),
+				PostLogoutRedirectURI: c.FormValue("post_logout_redirect_uri"), State: c.FormValue("state")}))
+		}
+		want, _ := sess.Values[csrfKey].(string)
+		if want == "" || subtle.ConstantTimeCompare([]byte(c.FormValue("_csrf")), []byte(want)) != 1 {
+			return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+		}
 	}
 	p.EndSession(c.Response(), c.Request(), func() error {
 		sess := userCookieSession(c)

@@ -476,19 +476,52 @@ func TestOIDCReusedRefreshToken(t *testing.T) {
 
 // TestOIDCEndSession: end_session signs the browser out and redirects
 // only to a registered post-logout URI; anything else shows a page,
-// redirects nowhere and signs no one out.
+// redirects nowhere and signs no one out. Without an id_token_hint the
+// user confirms on a CSRF-protected page first.
 func TestOIDCEndSession(t *testing.T) {
 	a := newOIDCApp(t)
 	b, u := a.signedIn("bye@example.com")
-	bad := b.get(oidc.EndSessionPath + "?" + url.Values{"client_id": {a.conf.ID}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
-	wantStatus(t, bad, http.StatusBadRequest)
-	if bad.Location != "" || a.sessions(u.ID) != 1 {
-		t.Fatalf("bad end_session: location %q, sessions %d", bad.Location, a.sessions(u.ID))
+	params := url.Values{"client_id": {a.conf.ID}, "post_logout_redirect_uri": {rpLogout}, "state": {"s1"}}
+	page := b.get(oidc.EndSessionPath + "?" + params.Encode())
+	wantStatus(t, page, http.StatusOK)
+	wantContains(t, page.Body, "Sign out?", rpLogout)
+	if a.sessions(u.ID) != 1 {
+		t.Fatal("a GET without id_token_hint signed the user out")
 	}
-	r := b.get(oidc.EndSessionPath + "?" + url.Values{"client_id": {a.conf.ID}, "post_logout_redirect_uri": {rpLogout}, "state": {"s1"}}.Encode())
+	confirm := func(v url.Values, csrf string) response {
+		f := url.Values{"confirm": {"1"}, "_csrf": {csrf}}
+		for k, x := range v {
+			f[k] = x
+		}
+		return b.postRaw(oidc.EndSessionPath, f)
+	}
+	wantStatus(t, confirm(params, "forged"), http.StatusForbidden)
+	bad := url.Values{"client_id": {a.conf.ID}, "post_logout_redirect_uri": {"https://evil.example/"}}
+	r := confirm(bad, b.csrf)
+	wantStatus(t, r, http.StatusBadRequest)
+	if r.Location != "" || a.sessions(u.ID) != 1 {
+		t.Fatalf("bad end_session: location %q, sessions %d", r.Location, a.sessions(u.ID))
+	}
+	r = confirm(params, b.csrf)
 	wantStatus(t, r, http.StatusFound)
 	if r.Location != rpLogout+"?state=s1" || a.sessions(u.ID) != 0 {
 		t.Fatalf("end_session: location %q, sessions %d", r.Location, a.sessions(u.ID))
+	}
+
+	// With the app's ID token as the hint, no confirmation is needed.
+	wantStatus(t, signIn(b, "bye@example.com", oidcPW, ""), http.StatusSeeOther)
+	tr := a.exchange(a.code(b, authorizeQuery(a.conf.ID)), testVerifier)
+	r = b.get(oidc.EndSessionPath + "?" + url.Values{"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {rpLogout}}.Encode())
+	wantStatus(t, r, http.StatusFound)
+	if r.Location != rpLogout || a.sessions(u.ID) != 0 {
+		t.Fatalf("end_session with hint: location %q, sessions %d", r.Location, a.sessions(u.ID))
+	}
+	// A forged hint signs no one out.
+	wantStatus(t, signIn(b, "bye@example.com", oidcPW, ""), http.StatusSeeOther)
+	r = b.get(oidc.EndSessionPath + "?" + url.Values{"id_token_hint": {tr.IDToken + "x"}, "post_logout_redirect_uri": {rpLogout}}.Encode())
+	wantStatus(t, r, http.StatusBadRequest)
+	if r.Location != "" || a.sessions(u.ID) != 1 {
+		t.Fatalf("forged hint: location %q, sessions %d", r.Location, a.sessions(u.ID))
 	}
 }
 
