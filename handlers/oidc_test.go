@@ -601,3 +601,21 @@ func TestOIDCAuthorizeRateLimit(t *testing.T) {
 	}
 	wantContains(t, r.Body, "Too many sign-in requests")
 }
+
+// TestOIDCCORS: a browser app on another origin may call the token
+// endpoint (preflight allowed), never with credentials.
+func TestOIDCCORS(t *testing.T) {
+	a := newOIDCApp(t)
+	req, _ := http.NewRequest(http.MethodOptions, a.srv.URL+oidc.TokenPath, nil)
+	req.Header.Set("Origin", "http://127.0.0.1:5173")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:5173" || res.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
+	}
+}

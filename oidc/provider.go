@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
@@ -120,6 +121,15 @@ func New(ctx context.Context, acct *account.Service, cfg Config) (*Provider, err
 			op.NewEndpoint(strings.TrimPrefix(UserinfoPath, "/")), op.NewEndpoint(strings.TrimPrefix(RevokePath, "/")),
 			op.NewEndpoint(strings.TrimPrefix(EndSessionPath, "/")), op.NewEndpoint(strings.TrimPrefix(JWKSPath, "/"))),
 		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(strings.TrimPrefix(IntrospectPath, "/"))),
+		// Browser apps (public clients) call token, userinfo, revoke and the
+		// documents from any origin, but never with cookies: none of these
+		// endpoints reads the Auth UI session.
+		op.WithCORSOptions(&cors.Options{
+			AllowOriginFunc:  func(string) bool { return true },
+			AllowedHeaders:   []string{"Accept", "Accept-Language", "Authorization", "Content-Type"},
+			AllowedMethods:   []string{http.MethodGet, http.MethodHead, http.MethodPost},
+			AllowCredentials: false,
+		}),
 	}
 	if strings.HasPrefix(issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
