@@ -39,6 +39,8 @@ var commands = []command{
 	{"admin list", "", "list portal admins", adminListCmd},
 	{"admin disable-2fa", "", "turn an admin's two-factor sign-in off", adminDisable2FACmd},
 	{"apikey create", "", "create an Admin API key (printed once)", apikeyCreateCmd},
+	{"keys rotate", "", "make a new OpenID Connect signing key active (the old one stays published until its tokens expire)", keysCmd("rotate")},
+	{"keys list", "", "list the OpenID Connect signing keys", keysCmd("list")},
 }
 
 // usageError is a command-line mistake: cli prints it with the usage and

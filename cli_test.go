@@ -48,8 +48,8 @@ func TestCLITable(t *testing.T) {
 	saved := commands
 	t.Cleanup(func() { commands = saved })
 	var got []string
-	commands = append(commands, command{"keys rotate", "", "rotate the signing keys", func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
-		fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
+	commands = append(commands, command{"demo frob", "", "rotate the signing keys", func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+		fs := flag.NewFlagSet("demo frob", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		fs.Bool("dry-run", false, "only say what would change")
 		if err := fs.Parse(args); err != nil {
@@ -62,20 +62,20 @@ func TestCLITable(t *testing.T) {
 		return nil
 	}})
 	var out, errOut bytes.Buffer
-	if code := cli(context.Background(), []string{"keys", "rotate", "-dry-run", "now"}, func(string) string { return "" }, nil, &out, &errOut); code != 0 {
-		t.Fatalf("keys rotate: exit %d: %s", code, errOut.String())
+	if code := cli(context.Background(), []string{"demo", "frob", "-dry-run", "now"}, func(string) string { return "" }, nil, &out, &errOut); code != 0 {
+		t.Fatalf("demo frob: exit %d: %s", code, errOut.String())
 	}
 	if len(got) != 1 || got[0] != "now" {
-		t.Errorf("keys rotate got args %v", got)
+		t.Errorf("demo frob got args %v", got)
 	}
 	if code := cli(context.Background(), []string{"-h"}, func(string) string { return "" }, nil, &out, &errOut); code != 0 ||
-		!strings.Contains(out.String(), "keys rotate [flags]") || !strings.Contains(out.String(), "-dry-run") {
-		t.Errorf("usage with keys rotate: %d\n%s", code, out.String())
+		!strings.Contains(out.String(), "demo frob [flags]") || !strings.Contains(out.String(), "-dry-run") {
+		t.Errorf("usage with demo frob: %d\n%s", code, out.String())
 	}
 	errOut.Reset()
-	if code := cli(context.Background(), []string{"keys"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 ||
-		!strings.Contains(errOut.String(), "keys rotate") {
-		t.Errorf("keys alone: exit %d, %q", code, errOut.String())
+	if code := cli(context.Background(), []string{"demo"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "demo frob") {
+		t.Errorf("demo alone: exit %d, %q", code, errOut.String())
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"latchkey/handlers"
 	"latchkey/hooks"
 	"latchkey/mail"
+	"latchkey/oidc"
 	"latchkey/store"
 )
 
@@ -175,6 +176,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err := bootstrapAdmin(ctx, acct, cfg, log); err != nil {
 		return err
 	}
+	// OpenID Connect provider: makes its first signing key on first start.
+	oidcProvider, err := oidc.New(ctx, acct, oidc.Config{Issuer: cfg.PublicURL, Secret: secret, Log: log})
+	if err != nil {
+		return err
+	}
 
 	e := handlers.New(handlers.Config{
 		AppName:    cfg.AppName,
@@ -185,6 +191,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
 		Hooks:      hk,
+		OIDC:       oidcProvider,
 
 		TrustedProxies: cfg.TrustedProxies,
 	}, acct)

@@ -213,7 +213,10 @@ func (s *Service) finishReset(ctx context.Context, actor Actor, r *store.Passwor
 		if _, err := tx.DeleteLockout(ctx, u.ID); err != nil {
 			return err
 		}
-		_, err = tx.DeleteUserSessions(ctx, u.ID, "")
+		if _, err = tx.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+			return err
+		}
+		_, err = tx.RevokeUserOIDCTokens(ctx, u.ID, now) // apps' refresh tokens too
 		return err
 	})
 }

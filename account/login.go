@@ -56,7 +56,10 @@ type LoginResult struct {
 type Session struct {
 	UserID     string
 	Restricted bool
-	tokenHash  string
+	// CreatedAt is when the user signed in (or replaced an expired
+	// password): an OpenID Connect app's auth_time.
+	CreatedAt time.Time
+	tokenHash string
 }
 
 func lockedErr(until *time.Time) *Error {
@@ -256,7 +259,7 @@ func (s *Service) Session(ctx context.Context, token string) (*Session, error) {
 		_ = s.store.DeleteUserSession(ctx, h)
 		return nil, sessionEnded()
 	}
-	return &Session{UserID: us.UserID, Restricted: us.Restricted, tokenHash: h}, nil
+	return &Session{UserID: us.UserID, Restricted: us.Restricted, CreatedAt: us.CreatedAt, tokenHash: h}, nil
 }
 
 func sessionEnded() *Error {

@@ -82,6 +82,9 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 		if _, err := tx.DeleteUserSessions(ctx, u.ID, ""); err != nil {
 			return err
 		}
+		if _, err := tx.RevokeUserOIDCTokens(ctx, u.ID, now); err != nil {
+			return err
+		}
 		if err := tx.TouchUser(ctx, u.ID, now); err != nil {
 			return err
 		}

@@ -164,10 +164,13 @@ func (s *Server) startUserSession(c echo.Context, token, next, flash string) err
 const msgBadCredentials = "Incorrect email, phone, username or password. After several failed attempts, sign-in pauses for a while: try again later, or use “Forgot password”."
 
 func (s *Server) authLoginShow(c echo.Context) error {
-	if us := endUser(c); us != nil {
+	f := views.AuthLoginForm{Next: safeNext(c.QueryParam("next"), "")}
+	// An app's sign-in that needs a fresh sign-in shows the form even to a
+	// signed-in user; /oauth2/continue only sends them here when it must.
+	app := s.oidcLoginApp(c, &f)
+	if us := endUser(c); us != nil && !app {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/settings"))
 	}
-	f := views.AuthLoginForm{Next: safeNext(c.QueryParam("next"), "")}
 	return render(c, http.StatusOK, views.AuthLogin(s.authLayout(c, "Sign in"), f))
 }
 
@@ -176,6 +179,7 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	f := views.AuthLoginForm{LoginID: c.FormValue("login_id"), Next: safeNext(c.FormValue("next"), "")}
 	fail := func(status int, msg string, forgot bool) error {
 		f.Error, f.ForgotHint = msg, forgot
+		s.oidcLoginApp(c, &f)
 		return render(c, status, views.AuthLogin(s.authLayout(c, "Sign in"), f))
 	}
 	ip := c.RealIP()

@@ -49,6 +49,7 @@ func (s *Server) routes(e *echo.Echo) {
 	s.adminAPIRoutes(e, a)
 
 	s.authUIRoutes(e, a)
+	s.oidcRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {

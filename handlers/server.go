@@ -20,6 +20,7 @@ import (
 	"latchkey/handlers/adminapi"
 	"latchkey/hooks"
 	"latchkey/mail"
+	"latchkey/oidc"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -46,6 +47,8 @@ type Config struct {
 
 	// TrustedProxies narrows TrustProxy to these networks.
 	TrustedProxies []*net.IPNet
+	// OIDC is the OpenID Connect provider; nil builds one on first use.
+	OIDC *oidc.Provider
 }
 
 // Server holds what handlers share.
@@ -69,6 +72,8 @@ type Server struct {
 	// API key authentications per IP.
 	adminAPI        *adminapi.API
 	apiAuthFailures *Limiter
+	// oidc holds the OpenID Connect provider (oidc.go).
+	oidc oidcState
 }
 
 // New builds the Echo router with every route.

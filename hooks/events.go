@@ -109,6 +109,11 @@ var Types = []TypeInfo{
 	{Type: WebhookUpdated, Description: "A webhook was enabled or disabled", AuditOnly: true},
 	{Type: WebhookDeleted, Description: "A webhook was deleted", AuditOnly: true},
 	{Type: WebhookTest, Description: "A test event sent to one webhook"},
+	// OpenID Connect applications (package oidc, which names them).
+	{Type: "admin.application.created", Description: "An application was added", AuditOnly: true},
+	{Type: "admin.application.updated", Description: "An application was edited, disabled or got a new secret", AuditOnly: true},
+	{Type: "admin.application.deleted", Description: "An application was deleted", AuditOnly: true},
+	{Type: "admin.signing_key.rotated", Description: "The OpenID Connect signing key was rotated", AuditOnly: true},
 }
 
 // AuditOnly reports whether events of type t stay in the audit log and are

@@ -126,3 +126,19 @@
     });
   });
 })();
+
+// Applications (OpenID Connect): buttons marked data-copy copy the text of
+// the element with that ID (client ID, client secret) to the clipboard.
+(function () {
+  "use strict";
+  document.querySelectorAll("button[data-copy]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var el = document.getElementById(btn.getAttribute("data-copy"));
+      if (!el || !navigator.clipboard) return;
+      navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+        btn.textContent = "Copied";
+        setTimeout(function () { btn.textContent = "Copy"; }, 1500);
+      });
+    });
+  });
+})();
