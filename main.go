@@ -54,6 +54,8 @@ type config struct {
 	AppID         string
 	TrustProxy    bool
 	LogLevel      slog.Level
+	// SMS (main_sms.go): LATCHKEY_SMS_URL and friends.
+	SMS smsConfig
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -105,6 +107,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
 		return c, fmt.Errorf("LATCHKEY_MAIL_FROM must be an email address, like Acme <no-reply@example.com>")
 	}
+	if c.SMS, err = loadSMSConfig(getenv, c.AppID); err != nil {
+		return c, err
+	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, fmt.Errorf("set both LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD, or neither")
 	}
@@ -148,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	defer closeMail()
 
-	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion}, outbox, hk, log)
+	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion, SMS: cfg.SMS.Limits}, outbox, hk, log)
 	if err != nil {
 		return err
 	}
@@ -218,6 +223,9 @@ func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, 
 		return nil, nil, err
 	}
 	outbox.SetEvents(events) // email.sent / email.failed; before Start
+	if err := setTextSender(outbox, cfg, log); err != nil {
+		return nil, nil, err
+	}
 	if err := outbox.Start(ctx); err != nil {
 		return nil, nil, err
 	}
