@@ -303,7 +303,10 @@ func TestCreateUserOverSMSLimit(t *testing.T) {
 	show := a.get(r.Location)
 	wantContains(t, show.Body, "User created. The password text was not sent.", "Not sent: The daily limit of text messages (1) has been reached.")
 	list := a.get("/portal/users")
-	wantContains(t, list.Body, "Password email failed")
+	wantContains(t, list.Body, "Password text failed")
+	if strings.Count(list.Body, "Password text failed") != 1 || strings.Contains(list.Body, "Password email failed") {
+		t.Error("the Users list marks the wrong users or calls the text an email")
+	}
 	time.Sleep(150 * time.Millisecond)
 	if n := len(texts.List()); n != 1 {
 		t.Fatalf("%d texts, want 1", n)

@@ -47,6 +47,7 @@ func (s *Server) usersIndex(c echo.Context) error {
 			MustChange: account.ExpiredAt(r.ExpireAfter, now), EmailFailed: r.EmailFailed,
 		})
 	}
+	s.markFailedTexts(c, p.Users)
 	return render(c, http.StatusOK, views.UsersIndex(s.layout(c, "Users", "users"), p))
 }
 
