@@ -76,8 +76,9 @@ func start(t testing.TB, ln net.Listener, check func(*http.Request, []byte) (Mes
 }
 
 func (s *Server) serve(ln net.Listener) {
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = srv
+	go func() { _ = srv.Serve(ln) }()
 }
 
 // StartWebhook runs a receiver for the SMS webhook signed with Secret.
