@@ -42,12 +42,14 @@ func passwordText(intro string, d PasswordText) string {
 	if short != body {
 		short = strings.ToUpper(short[:1]) + short[1:]
 	}
-	return firstFitting(body+" It stops working in "+days+".", body+" Valid "+days+".", short+" Valid "+days+".")
+	shorter := strings.Replace(short, "Visit "+d.PublicURL+"/login to sign in.", "Sign in at "+d.PublicURL+"/login.", 1)
+	return firstFitting(body+" It stops working in "+days+".", body+" Valid "+days+".", short+" Valid "+days+".", shorter+" Valid "+days+".")
 }
 
 // NewUserText is the text that gives a new phone user their password, in
 // the guide's wording. A note on how long a temporary password works is
-// added, in the shortest form that still fits one SMS when it can.
+// added; when the whole would not fit one SMS, "Hello, " and then "Visit
+// {URL}/login to sign in." give way to shorter forms, as far as that helps.
 func NewUserText(d PasswordText) string {
 	return passwordText("Hello, a new account has been created for you on "+d.AppName+".", d)
 }
