@@ -23,9 +23,14 @@ type smsConfig struct {
 	Limits account.SMSLimits
 }
 
+// smsSchemes are the SMS providers beyond the built-in ones, by URL
+// scheme: the seam where the TypeScript custom-script provider (package
+// script) adds "script".
+var smsSchemes = map[string]sms.Opener{}
+
 func loadSMSConfig(getenv func(string) string, appID string) (smsConfig, error) {
 	c := smsConfig{URL: strings.TrimSpace(getenv("LATCHKEY_SMS_URL")),
-		Provider: sms.Config{AppID: appID, WebhookSecret: strings.TrimSpace(getenv("LATCHKEY_SMS_WEBHOOK_SECRET"))}}
+		Provider: sms.Config{AppID: appID, WebhookSecret: strings.TrimSpace(getenv("LATCHKEY_SMS_WEBHOOK_SECRET")), Schemes: smsSchemes}}
 	ints := []struct {
 		env string
 		v   *int
