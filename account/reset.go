@@ -96,11 +96,10 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 			}
 			m := PasswordMail{Kind: MailPasswordReset, UserID: u.ID, To: to, LoginID: to, Password: password, MustChange: in.SetPasswordExpired}
 			if channel == store.ChannelSMS {
-				err = s.queuePasswordText(ctx, tx, m)
-			} else {
-				err = s.mailer.QueuePassword(ctx, tx, m)
-			}
-			if err != nil {
+				if err := s.queuePasswordText(ctx, tx, m); err != nil {
+					return err
+				}
+			} else if err := s.mailer.QueuePassword(ctx, tx, m); err != nil {
 				return err
 			}
 		}

@@ -147,11 +147,10 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 			}
 			m := PasswordMail{Kind: MailNewUser, UserID: u.ID, To: id.Value, LoginID: id.Value, Password: password, MustChange: in.SetPasswordExpired}
 			if id.Kind == KindPhone {
-				err = s.queuePasswordText(ctx, tx, m)
-			} else {
-				err = s.mailer.QueuePassword(ctx, tx, m)
-			}
-			if err != nil {
+				if err := s.queuePasswordText(ctx, tx, m); err != nil {
+					return err
+				}
+			} else if err := s.mailer.QueuePassword(ctx, tx, m); err != nil {
 				return err
 			}
 		}
