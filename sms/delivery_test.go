@@ -3,7 +3,6 @@ package sms_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -523,4 +522,3 @@ func countRows(t *testing.T, e *env) int {
 	return n
 }
 
-var _ = errors.New
