@@ -521,4 +521,3 @@ func countRows(t *testing.T, e *env) int {
 	}
 	return n
 }
-
