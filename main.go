@@ -57,6 +57,9 @@ type config struct {
 	MetricsAddr    string
 	LogFormat      string
 	TrustedProxies []*net.IPNet
+
+	// SMS (main_sms.go): LATCHKEY_SMS_URL and friends.
+	SMS smsConfig
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -108,6 +111,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if _, err := netmail.ParseAddress(c.MailFrom); err != nil {
 		return c, fmt.Errorf("LATCHKEY_MAIL_FROM must be an email address, like Acme <no-reply@example.com>")
+	}
+	if c.SMS, err = loadSMSConfig(getenv, c.AppID); err != nil {
+		return c, err
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, fmt.Errorf("set both LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD, or neither")
@@ -166,7 +172,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	defer closeMail()
 
-	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion}, outbox, hk, log)
+	acct, err := account.New(ctx, st, account.Config{BcryptCost: cfg.BcryptCost, PhoneRegion: cfg.PhoneRegion, SMS: cfg.SMS.Limits}, outbox, hk, log)
 	if err != nil {
 		return err
 	}
@@ -254,6 +260,9 @@ func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, 
 		return nil, nil, err
 	}
 	outbox.SetEvents(events) // email.sent / email.failed; before Start
+	if err := setTextSender(outbox, cfg, log); err != nil {
+		return nil, nil, err
+	}
 	if err := outbox.Start(ctx); err != nil {
 		return nil, nil, err
 	}

@@ -47,6 +47,15 @@ type PasswordMail struct {
 	LoginID    string
 	Password   string
 	MustChange bool
+	// Channel is "" or store.ChannelEmail for email, store.ChannelSMS for
+	// a text message to the phone number in To.
+	Channel string
+	// ValidDays, for a text, says how many days the temporary password
+	// keeps working (0: no limit to mention).
+	ValidDays int
+	// Refused, when set, is why an abuse limit kept the text from being
+	// sent: the mailer records a failed message with this reason instead.
+	Refused string
 }
 
 // Password mail kinds.
@@ -65,6 +74,9 @@ type ForgotPasswordMail struct {
 	Link    string
 	CodeTTL time.Duration
 	LinkTTL time.Duration
+	// Channel is "" for email (code and link), store.ChannelSMS for a
+	// text with the code only.
+	Channel string
 }
 
 // Mailer queues email inside a store transaction. The mail package
@@ -106,6 +118,8 @@ type Config struct {
 	BcryptCost int
 	// PhoneRegion is the default region for phone numbers without a country code.
 	PhoneRegion string
+	// SMS holds the abuse limits on text messages (account/sms.go).
+	SMS SMSLimits
 }
 
 // Service runs every account operation.

@@ -24,7 +24,7 @@ const (
 )
 
 func resetInvalid(link bool) *Error {
-	msg := "The code is incorrect or has expired. Check the latest email, or ask for a new code."
+	msg := "The code is incorrect or has expired. Check the latest email or text message, or ask for a new code."
 	if link {
 		msg = "This link has expired or has already been used. Ask for a new one."
 	}
@@ -64,9 +64,12 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		if err != nil {
 			return err
 		}
-		to := u.Email()
-		if to == "" || u.IsDisabled {
+		to, channel := forgotTarget(u, id)
+		if u.IsDisabled {
 			return nil
+		}
+		if to == "" {
+			return noRecoveryTarget()
 		}
 		now := s.Now()
 		// The cooldown is checked inside the write transaction, so two
@@ -80,20 +83,33 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		if err := tx.UseAllPasswordResets(ctx, u.ID, now); err != nil {
 			return err
 		}
+		if channel == store.ChannelSMS {
+			refused, err := s.reserveSMS(ctx, tx, to, actor.IP)
+			if err != nil {
+				return err
+			}
+			if refused != nil {
+				return refused
+			}
+		}
 		r := store.PasswordReset{ID: uuid.NewString(), UserID: u.ID, CodeHash: hashCode(u.ID, code), LinkHash: hashToken(link),
 			CreatedAt: now, CodeExpiresAt: now.Add(ResetCodeTTL), LinkExpiresAt: now.Add(ResetLinkTTL)}
 		if err := tx.InsertPasswordReset(ctx, r); err != nil {
 			return err
 		}
 		sent = true
-		return s.mailer.QueueForgotPassword(ctx, tx, ForgotPasswordMail{UserID: u.ID, To: to, Code: code,
-			Link: linkBase + "?" + url.Values{"token": {link}}.Encode(), CodeTTL: ResetCodeTTL, LinkTTL: ResetLinkTTL})
+		m := ForgotPasswordMail{UserID: u.ID, To: to, Code: code, Link: linkBase + "?" + url.Values{"token": {link}}.Encode(),
+			CodeTTL: ResetCodeTTL, LinkTTL: ResetLinkTTL, Channel: channel}
+		if channel == store.ChannelSMS {
+			m.Link, m.LinkTTL = "", 0 // a text carries the code only
+		}
+		return s.mailer.QueueForgotPassword(ctx, tx, m)
 	})
 	if err != nil {
 		return fmt.Errorf("account: forgot password: %w", err)
 	}
 	if sent {
-		s.log.Info("forgot-password email queued", "user_id", ident.UserID)
+		s.log.Info("forgot-password message queued", "user_id", ident.UserID, "login_id_kind", id.Kind)
 	}
 	return nil
 }

@@ -328,6 +328,10 @@ func (s *Server) authForgot(c echo.Context) error {
 			return err
 		}
 		f.Error = "Enter your email, phone or username."
+		if status, msg := forgotRefusal(err); msg != "" {
+			f.Error = msg
+			return render(c, status, views.AuthForgot(s.authLayout(c, "Forgot password"), f))
+		}
 		return render(c, http.StatusUnprocessableEntity, views.AuthForgot(s.authLayout(c, "Forgot password"), f))
 	}
 	return c.Redirect(http.StatusSeeOther, "/reset-password/code?"+url.Values{"login_id": {f.LoginID}}.Encode())

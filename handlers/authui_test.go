@@ -527,8 +527,12 @@ func TestAuthForgotPasswordCode(t *testing.T) {
 		m.CodeTTL != 5*time.Minute || m.LinkTTL != 20*time.Minute {
 		t.Fatalf("mail: %+v", m)
 	}
-	// Unknown, no-email and cooldown answers look the same and send nothing.
-	for _, id := range []string{"nobody@example.com", "noemail", "rose@example.com"} {
+	// A username-only account is told plainly it has nowhere to get a code.
+	nt := ask("noemail")
+	wantStatus(t, nt, http.StatusUnprocessableEntity)
+	wantContains(t, nt.Body, "no email address or phone number to send a code to", "Contact an administrator")
+	// Unknown and cooldown answers look the same and send nothing.
+	for _, id := range []string{"nobody@example.com", "rose@example.com"} {
 		r := ask(id)
 		wantStatus(t, r, http.StatusSeeOther)
 		if !strings.HasPrefix(r.Location, "/reset-password/code?") {

@@ -82,8 +82,11 @@ func (s *Server) userMailRetry(c echo.Context) error {
 
 func (s *Server) mailIndex(c echo.Context) error {
 	ctx := c.Request().Context()
+	if c.QueryParam("tab") == "texts" {
+		return s.devTextsIndex(c)
+	}
 	box := s.devMailbox()
-	p := views.MailPage{DevMailbox: box != nil, Tab: "outbox"}
+	p := views.MailPage{DevMailbox: box != nil, DevTexts: s.devTexts() != nil, Tab: "outbox"}
 	if box != nil && c.QueryParam("tab") != "outbox" {
 		p.Tab = "dev"
 		for _, m := range box.List() {

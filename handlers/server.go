@@ -127,7 +127,7 @@ func render(c echo.Context, status int, comp templ.Component) error {
 
 // layout builds the LayoutData of a portal page.
 func (s *Server) layout(c echo.Context, title, nav string) views.LayoutData {
-	l := views.LayoutData{Title: title, AppName: s.cfg.AppName, Nav: nav, DevMailbox: s.cfg.DevMailbox}
+	l := views.LayoutData{Title: title, AppName: s.cfg.AppName, Nav: nav, DevMailbox: s.cfg.DevMailbox, DevTexts: s.devTexts() != nil}
 	if sess := portalSession(c); sess != nil {
 		l.CSRF, _ = sess.Values[csrfKey].(string)
 		l.Flashes = takeFlashes(c, sess)

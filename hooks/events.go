@@ -87,6 +87,8 @@ var Types = []TypeInfo{
 	{Type: AdminImportUsers, Description: "An admin imported users", AuditOnly: true},
 	{Type: EmailSent, Description: "An email was sent", AuditOnly: true},
 	{Type: EmailFailed, Description: "An email could not be sent", AuditOnly: true},
+	{Type: account.EventSMSSent, Description: "A text message was sent", AuditOnly: true},
+	{Type: account.EventSMSFailed, Description: "A text message could not be sent (or an SMS limit refused it)", AuditOnly: true},
 	{Type: AuthPasswordFailed, Description: "A sign-in failed on a wrong password", AuditOnly: true},
 	{Type: PasswordPolicyUpdate, Description: "The password policy was changed", AuditOnly: true},
 	{Type: account.EventAdminSigninSucceeded, Description: "A portal admin signed in", AuditOnly: true},

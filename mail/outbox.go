@@ -53,6 +53,8 @@ type Config struct {
 type Outbox struct {
 	st     *store.Store
 	sender Sender
+	// texts delivers the sms channel (mail/text.go); nil until SetTextSender.
+	texts  Sender
 	sealer *account.Sealer
 	cfg    Config
 	log    *slog.Logger
@@ -145,6 +147,7 @@ type sealed struct {
 	Link       string `json:"link,omitempty"`
 	CodeTTL    int64  `json:"code_ttl,omitempty"`
 	LinkTTL    int64  `json:"link_ttl,omitempty"`
+	ValidDays  int    `json:"valid_days,omitempty"`
 }
 
 // aad binds a sealed secret to its row's kind, user and recipient, so a
@@ -197,12 +200,18 @@ func (o *Outbox) QueuePassword(ctx context.Context, tx *store.Tx, m account.Pass
 	if m.Kind != account.MailNewUser && m.Kind != account.MailPasswordReset {
 		return fmt.Errorf("mail: unknown password mail kind %q", m.Kind)
 	}
+	if m.Channel == store.ChannelSMS {
+		return o.queueText(ctx, tx, m.Kind, m.UserID, m.To, m.Refused, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange, ValidDays: m.ValidDays})
+	}
 	return o.queue(ctx, tx, m.Kind, m.UserID, m.To, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange})
 }
 
 // QueueForgotPassword implements account.Mailer for the forgot-password
 // code and link.
 func (o *Outbox) QueueForgotPassword(ctx context.Context, tx *store.Tx, m account.ForgotPasswordMail) error {
+	if m.Channel == store.ChannelSMS {
+		return o.queueText(ctx, tx, KindForgotPassword, m.UserID, m.To, "", sealed{Code: m.Code, CodeTTL: int64(m.CodeTTL / time.Second)})
+	}
 	return o.queue(ctx, tx, KindForgotPassword, m.UserID, m.To, sealed{Code: m.Code, Link: m.Link,
 		CodeTTL: int64(m.CodeTTL / time.Second), LinkTTL: int64(m.LinkTTL / time.Second)})
 }
@@ -239,7 +248,10 @@ func (o *Outbox) render(ctx context.Context, m *store.OutboxMessage) (Message, e
 	if err != nil {
 		return Message{}, err
 	}
-	msg := Message{To: m.Recipient, Subject: m.Subject}
+	if m.Channel == store.ChannelSMS {
+		return o.renderText(m, s)
+	}
+	msg := Message{To: m.Recipient, Subject: m.Subject, Kind: m.Kind}
 	var buf bytes.Buffer
 	switch m.Kind {
 	case account.MailNewUser, account.MailPasswordReset:

@@ -590,11 +590,13 @@ func filesContain(t *testing.T, dbPath string, needle []byte) bool {
 	return false
 }
 
+// TestSendPasswordNeedsAnEmail: a username-only user has nowhere to get a
+// password (a phone user gets a text since issue 10; see sms_test.go).
 func TestSendPasswordNeedsAnEmail(t *testing.T) {
 	e := newEnv(t, "", mail.NewDevMailbox(0))
 	e.start()
 	ctx := context.Background()
-	for _, tc := range []struct{ kind, value string }{{"phone", "+14155550100"}, {"username", "olga"}} {
+	for _, tc := range []struct{ kind, value string }{{"username", "olga"}} {
 		_, err := e.acct.CreateUser(ctx, account.Actor{Kind: "admin"}, account.CreateUserInput{LoginIDKey: tc.kind, LoginIDValue: tc.value,
 			Password: ptr("Passw0rd-olga"), SendPassword: true})
 		ae, ok := account.AsError(err)

@@ -27,6 +27,9 @@ type Message struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Kind is the outbox kind (new_user, password_reset, forgot_password);
+	// SMS providers pass it on as the template name.
+	Kind string
 }
 
 // Sender delivers a message. An error wrapped in PermanentError means the

@@ -160,7 +160,7 @@ func (o *Outbox) deliver(m store.OutboxMessage) bool {
 	if err != nil {
 		err = &PermanentError{err}
 	} else {
-		err = o.sender.Send(ctx, o.cfg.From, msg)
+		err = o.senderFor(&m).Send(ctx, o.cfg.From, msg)
 	}
 	wiped, rerr := o.record(m, err)
 	if rerr != nil {
@@ -186,7 +186,7 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 			}
 			wiped = true
 			o.log.Info("mail: delivered", "message_id", m.ID, "kind", m.Kind, "attempts", m.Attempts)
-			return o.events.Record(ctx, tx, account.SystemActor, account.Event{Type: account.EventEmailSent, UserID: m.UserID, Payload: payload})
+			return o.events.Record(ctx, tx, account.SystemActor, account.Event{Type: sentEvent(m.Channel), UserID: m.UserID, Payload: payload})
 		}
 		reason := sendErr.Error()
 		next := now.Add(o.backoff(m.Attempts))
@@ -207,7 +207,7 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 		wiped = true
 		o.log.Warn("mail: failed", "message_id", m.ID, "kind", m.Kind, "attempts", m.Attempts, "err", reason)
 		payload["error"] = reason
-		return o.events.Record(ctx, tx, account.SystemActor, account.Event{Type: account.EventEmailFailed, UserID: m.UserID, Payload: payload})
+		return o.events.Record(ctx, tx, account.SystemActor, account.Event{Type: failedEvent(m.Channel), UserID: m.UserID, Payload: payload})
 	})
 	return wiped, err
 }

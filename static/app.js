@@ -72,7 +72,10 @@
     var sync = function () {
       var kind = (form.querySelector('input[name="loginIDKey"]:checked') || {}).value;
       var mode = (form.querySelector('input[name="passwordMode"]:checked') || {}).value;
-      var isEmail = kind === "email";
+      // An email gets the password by email, a phone by text message (issue 10).
+      var isEmail = kind === "email" || kind === "phone";
+      var target = form.querySelector("[data-send-target]");
+      if (target) target.textContent = kind === "phone" ? "phone" : "email";
       auto.disabled = !isEmail;
       auto.closest("label").classList.toggle("is-disabled", !isEmail);
       form.querySelector('[data-hint-for="mode-auto"]').hidden = isEmail;

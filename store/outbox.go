@@ -33,17 +33,19 @@ type OutboxMessage struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	DeliveredAt   *time.Time
+	// Channel is ChannelEmail or ChannelSMS (store/sms.go).
+	Channel string
 }
 
 const outboxCols = `id, COALESCE(user_id, ''), kind, recipient, subject, secret, status, attempts, next_attempt_at,
-	lease_until, COALESCE(last_error, ''), created_at, updated_at, delivered_at`
+	lease_until, COALESCE(last_error, ''), created_at, updated_at, delivered_at, channel`
 
 func scanOutbox(row interface{ Scan(...any) error }) (*OutboxMessage, error) {
 	var m OutboxMessage
 	var next, created, updated int64
 	var lease, delivered sql.NullInt64
 	if err := row.Scan(&m.ID, &m.UserID, &m.Kind, &m.Recipient, &m.Subject, &m.Secret, &m.Status, &m.Attempts, &next,
-		&lease, &m.LastError, &created, &updated, &delivered); err != nil {
+		&lease, &m.LastError, &created, &updated, &delivered, &m.Channel); err != nil {
 		return nil, err
 	}
 	m.NextAttemptAt, m.CreatedAt, m.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
@@ -72,13 +74,13 @@ func (t *Tx) queryOutbox(ctx context.Context, op, query string, args ...any) ([]
 // transaction that makes the change the message is about.
 func (t *Tx) InsertOutbox(ctx context.Context, m *OutboxMessage) error {
 	res, err := t.q.ExecContext(ctx, `INSERT INTO mail_outbox (user_id, kind, recipient, subject, secret, status, attempts,
-		next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)`,
-		nullString(m.UserID), m.Kind, m.Recipient, m.Subject, m.Secret, ms(m.NextAttemptAt), ms(m.CreatedAt), ms(m.CreatedAt))
+		next_attempt_at, created_at, updated_at, channel) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
+		nullString(m.UserID), m.Kind, m.Recipient, m.Subject, m.Secret, ms(m.NextAttemptAt), ms(m.CreatedAt), ms(m.CreatedAt), channelOf(m.Channel))
 	if err != nil {
 		return mapErr("insert outbox", err)
 	}
 	m.ID, err = res.LastInsertId()
-	m.Status, m.UpdatedAt = OutboxQueued, m.CreatedAt
+	m.Status, m.UpdatedAt, m.Channel = OutboxQueued, m.CreatedAt, channelOf(m.Channel)
 	return mapErr("insert outbox", err)
 }
 

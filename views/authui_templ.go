@@ -754,7 +754,7 @@ func AuthForgot(l LayoutData, f AuthForgotForm) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "<section class=\"card\"><h1>Forgot password</h1><p>Enter your email, phone or username. If the account has an email address, we send it a code and a link to set a new password.</p><form method=\"post\" action=\"/forgot-password\" class=\"stack\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 52, "<section class=\"card\"><h1>Forgot password</h1><p>Enter your email, phone or username. If the account has an email address, we send it a code and a link to set a new password; for a phone number, we send a code by text message.</p><form method=\"post\" action=\"/forgot-password\" class=\"stack\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -893,7 +893,7 @@ func AuthResetCode(l LayoutData, f NewPasswordForm) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 61, "). Enter the code here, or open the link.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 61, "). Enter the code here, or open the link. For a phone number, the code comes by text message.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
