@@ -182,6 +182,13 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	if limited(c, s.authui.loginAcctIP, acctKey) {
 		return fail(http.StatusTooManyRequests, "Too many failed sign-in attempts. Try again later, or use “Forgot password”.", true)
 	}
+	release, busy, err := s.admit(c, limiterHit{s.authui.loginIP, ip}, limiterHit{s.authui.loginAcctIP, acctKey})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return fail(http.StatusServiceUnavailable, busyMessage(busy), false)
+	}
+	defer release()
 	old, _ := userCookieSession(c).Values[userTokenKey].(string)
 	res, err := s.acct.Login(ctx, s.userActor(c), account.LoginInput{LoginID: f.LoginID, Password: c.FormValue("password"), OldSession: old})
 	if errors.Is(err, account.ErrBadCredentials) {
@@ -246,6 +253,13 @@ func (s *Server) authChangeExpired(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Sign in again.")
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
+	release, busy, err := s.admit(c)
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return busyHTTPError(busy)
+	}
+	defer release()
 	token, err := s.acct.ChangeExpiredPassword(c.Request().Context(), s.userActor(c), us, in)
 	if err != nil {
 		if ae, ok := account.AsError(err); ok && ae.Reason == account.ReasonSessionEnded {
@@ -285,7 +299,14 @@ func (s *Server) authChangePassword(c echo.Context) error {
 		return s.authSettingsPage(c, http.StatusTooManyRequests, map[string]string{"": "Too many attempts. Wait a minute and try again."})
 	}
 	in := account.ChangePasswordInput{Current: c.FormValue("current_password"), New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ChangePassword(c.Request().Context(), s.userActor(c), us, in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.changeUser, us.UserID})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return s.authSettingsPage(c, http.StatusServiceUnavailable, map[string]string{"": busyMessage(busy)})
+	}
+	defer release()
+	err = s.acct.ChangePassword(c.Request().Context(), s.userActor(c), us, in)
 	if err != nil {
 		fe := account.FieldErrors(err)
 		if fe == nil {

@@ -39,6 +39,9 @@ type Config struct {
 	// Mail is the email outbox (user page delivery status, /portal/mail);
 	// nil when mail is not wired in.
 	Mail *mail.Outbox
+	// Admission is the queue in front of password verification; nil
+	// gives NewAdmission(0, 0, 0): one slot per core plus one, a 1 s target.
+	Admission *Admission
 }
 
 // Server holds what handlers share.
@@ -61,6 +64,8 @@ type Server struct {
 	// API key authentications per IP.
 	adminAPI        *adminapi.API
 	apiAuthFailures *Limiter
+	// admission bounds the password verifications in progress and waiting.
+	admission *Admission
 }
 
 // New builds the Echo router with every route.
@@ -80,6 +85,10 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		portalLoginLimit: NewLimiter(10, minute),
 		apiAuthFailures:  NewLimiter(apiAuthFailuresPerMinute, minute),
 		hooks:            cfg.Hooks,
+		admission:        cfg.Admission,
+	}
+	if s.admission == nil {
+		s.admission = NewAdmission(0, 0, 0)
 	}
 	s.sessions = sessions.NewCookieStore(
 		account.DeriveKey(cfg.SessionKey, "session-hash"),
@@ -128,9 +137,13 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	code := http.StatusInternalServerError
 	msg := "Something went wrong on our side. Please try again."
 	var he *echo.HTTPError
+	if store.IsBusy(err) {
+		s.busyDatabase(err, c)
+		return
+	}
 	if errors.As(err, &he) {
 		code = he.Code
-		if m, ok := he.Message.(string); ok && code < 500 {
+		if m, ok := he.Message.(string); ok && (code < 500 || code == http.StatusServiceUnavailable) {
 			msg = m
 		} else if code < 500 {
 			msg = http.StatusText(code)
