@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"latchkey/account"
@@ -66,6 +67,15 @@ type Outbox struct {
 	runMu  sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stop is closed when Stop begins; outcome retries end then.
+	stop chan struct{}
+
+	// unsettled counts sent messages whose outcome is not recorded yet;
+	// while any is, the worker claims nothing.
+	unsettled atomic.Int32
+	// failing is set by a temporary failure and cleared by the next
+	// delivery, which then releases the messages waiting on backoff.
+	failing atomic.Bool
 
 	// Now is the clock; tests move it.
 	Now func() time.Time
