@@ -70,6 +70,10 @@ type Outbox struct {
 	// stop is closed when Stop begins; outcome retries end then.
 	stop chan struct{}
 
+	// active maps the messages this process is sending to their claim's
+	// fencing token (attempts).
+	activeMu sync.Mutex
+	active   map[int64]int
 	// unsettled counts sent messages whose outcome is not recorded yet;
 	// while any is, the worker claims nothing.
 	unsettled atomic.Int32

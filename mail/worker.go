@@ -99,6 +99,9 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 				sleep = 5 * time.Second
 			}
 			for _, r := range rows {
+				if o.adopt(r) {
+					continue
+				}
 				inflight++
 				go func() {
 					if o.deliver(r) {
@@ -193,6 +196,9 @@ func (o *Outbox) warm(ctx context.Context, n int) {
 func (o *Outbox) claim(limit int) ([]store.OutboxMessage, error) {
 	o.writeMu.Lock()
 	defer o.writeMu.Unlock()
+	if o.unsettled.Load() > 0 {
+		return nil, nil
+	}
 	var rows []store.OutboxMessage
 	ctx := context.Background()
 	err := o.st.InTx(ctx, func(tx *store.Tx) error {
@@ -220,6 +226,40 @@ func (o *Outbox) deliver(m store.OutboxMessage) bool {
 	return o.settle(m, err)
 }
 
+// adopt registers a claimed message as being sent by this process. A
+// message this process is still sending (its lease ran out while the
+// outcome could not be recorded) is not sent again: its sender takes the
+// new claim's fencing token and adopt reports true.
+func (o *Outbox) adopt(m store.OutboxMessage) bool {
+	o.activeMu.Lock()
+	defer o.activeMu.Unlock()
+	if o.active == nil {
+		o.active = map[int64]int{}
+	}
+	if _, ok := o.active[m.ID]; ok {
+		o.active[m.ID] = m.Attempts
+		o.log.Warn("mail: lease ran out while the outcome was not recorded; not sending again", "message_id", m.ID)
+		return true
+	}
+	o.active[m.ID] = m.Attempts
+	return false
+}
+
+// token is the current claim's attempts value for a message being sent.
+func (o *Outbox) token(m *store.OutboxMessage) {
+	o.activeMu.Lock()
+	defer o.activeMu.Unlock()
+	if a, ok := o.active[m.ID]; ok {
+		m.Attempts = a
+	}
+}
+
+func (o *Outbox) forget(id int64) {
+	o.activeMu.Lock()
+	delete(o.active, id)
+	o.activeMu.Unlock()
+}
+
 // Recording an outcome is retried with this backoff until it lands.
 const (
 	settleRetryFirst = 50 * time.Millisecond
@@ -229,9 +269,9 @@ const (
 // settle records the outcome of an attempt, retrying until it lands: a
 // message the server accepted must not be sent again because the
 // database was locked or the disk full for a while. Until it lands the
-// worker claims nothing (unsettled > 0), so the claim's lease running out
-// cannot hand the message to another attempt while this process lives;
-// the lease is also pushed forward whenever the database takes a write.
+// worker claims nothing (unsettled > 0), the lease is pushed forward
+// whenever the database takes a write, and should the lease still run
+// out, adopt keeps the message from being sent again by this process.
 // Only Stop ends the retries (a restart then sends the message again:
 // at-least-once).
 func (o *Outbox) settle(m store.OutboxMessage, sendErr error) bool {
@@ -241,8 +281,10 @@ func (o *Outbox) settle(m store.OutboxMessage, sendErr error) bool {
 		if counted {
 			o.unsettled.Add(-1)
 		}
+		o.forget(m.ID)
 	}()
 	for try := 1; ; try++ {
+		o.token(&m)
 		wiped, err := o.record(m, sendErr)
 		if err == nil {
 			if counted {
@@ -259,6 +301,7 @@ func (o *Outbox) settle(m store.OutboxMessage, sendErr error) bool {
 		select {
 		case <-time.After(delay):
 		case <-o.stopping():
+			o.token(&m)
 			if _, err := o.record(m, sendErr); err != nil {
 				o.log.Error("mail: stopping with an outcome not recorded; the message may be sent again after the restart", "message_id", m.ID, "err", err)
 				return false
@@ -278,6 +321,7 @@ func (o *Outbox) stopping() <-chan struct{} {
 
 // extendLease pushes the claim's lease forward while its outcome waits.
 func (o *Outbox) extendLease(m store.OutboxMessage) {
+	o.token(&m)
 	o.writeMu.Lock()
 	defer o.writeMu.Unlock()
 	ctx := context.Background()
