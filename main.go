@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,6 +55,10 @@ type config struct {
 	AppID         string
 	TrustProxy    bool
 	LogLevel      slog.Level
+	// ShutdownTimeout bounds how long SIGTERM waits for requests in
+	// flight (an import of 10,000 records with plaintext passwords takes
+	// minutes at bcrypt cost 10).
+	ShutdownTimeout time.Duration
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -88,6 +93,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("LATCHKEY_BCRYPT_COST must be a number from 4 to 31")
 	}
 	c.BcryptCost = cost
+	if c.ShutdownTimeout, err = time.ParseDuration(env("LATCHKEY_SHUTDOWN_TIMEOUT", "2m")); err != nil || c.ShutdownTimeout <= 0 {
+		return c, fmt.Errorf("LATCHKEY_SHUTDOWN_TIMEOUT must be a duration like 2m or 30s")
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("LATCHKEY_LOG_LEVEL", "info"))); err != nil {
 		return c, fmt.Errorf("LATCHKEY_LOG_LEVEL: %w", err)
 	}
@@ -124,7 +132,14 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	// The database closes last, and only once no handler can use it:
+	// drain clears closeStore when handlers outlive the shutdown bound.
+	closeStore := true
+	defer func() {
+		if closeStore {
+			st.Close()
+		}
+	}()
 
 	secret, err := serverSecret(ctx, st, cfg.SecretKey)
 	if err != nil {
@@ -171,7 +186,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	var handlersRunning sync.WaitGroup
+	srv := &http.Server{Handler: trackHandlers(&handlersRunning, e), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -182,13 +198,43 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	closeStore = drain(srv, &handlersRunning, cfg.ShutdownTimeout, log)
+	return nil
+}
+
+// trackHandlers counts the requests being handled, so that shutdown can
+// wait for the last handler to return before it closes the database.
+func trackHandlers(wg *sync.WaitGroup, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// drain shuts the server down gracefully: it stops accepting connections
+// at once, lets the requests in flight finish (an import included) for up
+// to bound, then closes the connections still open, which cancels their
+// requests (an import rolls back as a whole: it is one transaction), and
+// waits a little longer for those handlers to return. It reports whether
+// every handler has returned, so the database may be closed.
+func drain(srv *http.Server, running *sync.WaitGroup, bound time.Duration, log *slog.Logger) bool {
+	log.Info("shutting down: no new connections; waiting for requests in flight", "bound", bound)
+	shutCtx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		log.Warn("shutting down: requests still running after the bound; cancelling them", "bound", bound)
+		_ = srv.Close()
 	}
-	return nil
+	done := make(chan struct{})
+	go func() { running.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(10 * time.Second):
+		log.Error("shutting down: a handler did not return; leaving the database open (SQLite recovers it at the next start)")
+		return false
+	}
 }
 
 // startMail builds the email outbox over SMTP (or the dev mailbox when
