@@ -346,3 +346,43 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// TestRetryAllSendsFailedMessagesAfterTheFix: a message refused for good
+// (550, say a relay misconfiguration) keeps its sealed secret; after the
+// fix, "Retry all" sends it along with the queued ones. A failed message
+// past KeepFailedFor has its secret wiped and is no longer retried.
+func TestRetryAllSendsFailedMessagesAfterTheFix(t *testing.T) {
+	srv := mailtest.Start(t)
+	srv.RejectRecipients(550, "5.7.1 Relaying denied")
+	e, clock := newFaultEnv(t, 0, smtpSender(srv), func(c *mail.Config) {
+		c.RetryBase, c.RetryMax = time.Hour, time.Hour
+		c.KeepFailedFor = 200 * time.Millisecond
+	})
+	e.start()
+	failed := e.createUser("failed@example.com", ptr("Passw0rd-failed"), true, false)
+	row := e.waitStatus(failed.ID, store.OutboxFailed)
+	if row.Secret == nil {
+		t.Fatal("the failed message lost its secret at once")
+	}
+	srv.RejectRecipients(0, "")
+	n, err := e.ob.RetryAll(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("retry all: %d, %v", n, err)
+	}
+	msg := srv.MessageTo("failed@example.com", 5*time.Second)
+	if !strings.Contains(msg.Text, "Passw0rd-failed") {
+		t.Fatal("the retried message lacks its password")
+	}
+	e.waitStatus(failed.ID, store.OutboxDelivered)
+
+	// Failed again, then left longer than KeepFailedFor: wiped, and
+	// Retry all has nothing to send.
+	srv.RejectRecipients(550, "5.7.1 Relaying denied")
+	late := e.createUser("late@example.com", ptr("Passw0rd-late"), true, false)
+	e.waitStatus(late.ID, store.OutboxFailed)
+	clock.Advance(time.Second)
+	e.waitRow(late.ID, "wiped", func(m store.OutboxMessage) bool { return m.Status == store.OutboxFailed && m.Secret == nil })
+	if n, err := e.ob.RetryAll(context.Background()); err != nil || n != 0 {
+		t.Fatalf("retry all after the wipe: %d, %v", n, err)
+	}
+}

@@ -45,6 +45,10 @@ type Config struct {
 	// PollInterval is the longest the worker sleeps without being woken
 	// (default 1 min); commits wake it at once.
 	PollInterval time.Duration
+	// KeepFailedFor is how long a failed message keeps its sealed secret,
+	// so that "Retry all" can still send it (default 7 days); then the
+	// secret is wiped.
+	KeepFailedFor time.Duration
 	Log          *slog.Logger
 }
 
@@ -117,6 +121,9 @@ func New(st *store.Store, sender Sender, cfg Config) (*Outbox, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Minute
+	}
+	if cfg.KeepFailedFor <= 0 {
+		cfg.KeepFailedFor = 7 * 24 * time.Hour
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -287,6 +294,22 @@ func (o *Outbox) backoff(attempts int) time.Duration {
 	}
 	d = min(d, o.cfg.RetryMax)
 	return d + time.Duration(mrand.Int64N(int64(d)/10+1))
+}
+
+// RetryAll makes every queued message due now and puts failed messages
+// that still hold their secret back in the queue ("Retry all" on the
+// outbox page), then wakes the worker. It returns how many it touched.
+func (o *Outbox) RetryAll(ctx context.Context) (int, error) {
+	var n int
+	err := o.st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		n, err = tx.RetryAllOutbox(ctx, o.Now())
+		if n > 0 {
+			tx.AfterCommit(o.Wake)
+		}
+		return err
+	})
+	return n, err
 }
 
 // RetryNow makes a queued message to userID due at once and wakes the

@@ -83,7 +83,7 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 	inflight := 0
 	var wiped atomic.Bool
 	scrubPending := false
-	var lastScrub, scrubAfter time.Time
+	var lastScrub, scrubAfter, lastSweep time.Time
 	timer := time.NewTimer(o.cfg.PollInterval)
 	defer timer.Stop()
 	for {
@@ -117,6 +117,12 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 				if next, err := o.st.NextOutboxDue(context.Background()); err == nil && next != nil {
 					sleep = min(sleep, max(next.Sub(o.Now()), time.Millisecond))
 				}
+			}
+		}
+		if time.Since(lastSweep) >= min(time.Minute, o.cfg.KeepFailedFor) {
+			lastSweep = time.Now()
+			if o.wipeFailed() {
+				scrubPending = true
 			}
 		}
 		if wiped.Swap(false) {
@@ -172,6 +178,29 @@ func (o *Outbox) scrub() bool {
 		o.log.Debug("mail: WAL scrub postponed by an open read transaction; will retry", "in", scrubRetry)
 	}
 	return ok && err == nil
+}
+
+// wipeFailed wipes the secrets of messages failed longer than
+// KeepFailedFor ago. It reports whether it wiped any.
+func (o *Outbox) wipeFailed() bool {
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
+	ctx := context.Background()
+	var n int
+	err := o.st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		now := o.Now()
+		n, err = tx.WipeFailedOutbox(ctx, now.Add(-o.cfg.KeepFailedFor), now)
+		return err
+	})
+	if err != nil {
+		o.log.Error("mail: wipe failed messages", "err", err)
+		return false
+	}
+	if n > 0 {
+		o.log.Info("mail: wiped the secrets of failed messages past the retry window", "count", n, "kept_for", o.cfg.KeepFailedFor)
+	}
+	return n > 0
 }
 
 // warm asks the sender to have n connections ready before messages are
@@ -381,7 +410,6 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 		if err != nil || !ok {
 			return err
 		}
-		wiped = true
 		o.log.Warn("mail: failed", "message_id", m.ID, "kind", m.Kind, "attempts", m.Attempts, "err", reason)
 		payload["error"] = reason
 		return o.events.Record(ctx, tx, account.SystemActor, account.Event{Type: account.EventEmailFailed, UserID: m.UserID, Payload: payload})

@@ -143,11 +143,24 @@ func (t *Tx) MarkOutboxRetry(ctx context.Context, id int64, attempts int, next t
 		last_error = ?, updated_at = ? WHERE id = ? AND status = 'sending' AND attempts = ?`, ms(next), lastErr, ms(at), id, attempts)
 }
 
-// MarkOutboxFailed abandons a claimed message with its reason and wipes
-// the secret.
+// MarkOutboxFailed fails a claimed message with its reason. The sealed
+// secret stays, so that "Retry all" can send the message once the mail
+// setup is fixed; WipeFailedOutbox abandons it for good later.
 func (t *Tx) MarkOutboxFailed(ctx context.Context, id int64, attempts int, reason string, at time.Time) (bool, error) {
-	return t.markOutbox(ctx, "mark outbox failed", `UPDATE mail_outbox SET status = 'failed', secret = NULL, lease_until = NULL,
+	return t.markOutbox(ctx, "mark outbox failed", `UPDATE mail_outbox SET status = 'failed', lease_until = NULL,
 		last_error = ?, updated_at = ? WHERE id = ? AND status = 'sending' AND attempts = ?`, reason, ms(at), id, attempts)
+}
+
+// WipeFailedOutbox wipes the secrets of messages that failed before
+// olderThan: they can no longer be retried. It returns how many it wiped.
+func (t *Tx) WipeFailedOutbox(ctx context.Context, olderThan, now time.Time) (int, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET secret = NULL, updated_at = ?
+		WHERE status = 'failed' AND secret IS NOT NULL AND updated_at < ?`, ms(now), ms(olderThan))
+	if err != nil {
+		return 0, mapErr("wipe failed outbox", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), mapErr("wipe failed outbox", err)
 }
 
 func (t *Tx) markOutbox(ctx context.Context, op, query string, args ...any) (bool, error) {
