@@ -49,7 +49,7 @@ type Config struct {
 	// so that "Retry all" can still send it (default 7 days); then the
 	// secret is wiped.
 	KeepFailedFor time.Duration
-	Log          *slog.Logger
+	Log           *slog.Logger
 }
 
 // Outbox is Latchkey's durable email outbox: it implements account.Mailer
