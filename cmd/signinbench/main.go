@@ -11,8 +11,8 @@
 //     browser does: a NEW connection and cookie jar, GET /login, POST the
 //     form with its CSRF token, expect 303. Each sign-in goes out from one
 //     of 200 loopback source addresses (127.0.0.2-201), so the server's
-//     per-IP limits see 200 clients. A refused sign-in (503) waits a
-//     moment and tries again, as a person would.
+//     per-IP limits see 200 clients. A refused sign-in (503) waits half
+//     to all of its Retry-After and tries again, as a person would.
 //
 // For each load phase it prints sign-ins/s ÷ the raw rate of the raw
 // phases around it, p50 and p99 of accepted sign-ins, CPU busy (the whole
@@ -358,9 +358,9 @@ func load(srv *server, src []net.IP, users, n int, d time.Duration) phaseResult 
 				mu.Unlock()
 				if refusedFor > 0 {
 					// A person told "try again in N seconds" comes back
-					// after a moment; keep the pressure on without
-					// spinning.
-					time.Sleep(time.Duration(200+rand.IntN(300)) * time.Millisecond)
+					// after about that long: here after half to all of it,
+					// to keep the pressure on.
+					time.Sleep(refusedFor/2 + rand.N(refusedFor/2))
 				} else if err != nil {
 					time.Sleep(100 * time.Millisecond)
 				}
