@@ -266,3 +266,33 @@ func (a *busyApp) apiKey() string {
 	}
 	return k.Token
 }
+
+// TestAdmissionResetCodeRefused: the reset-by-code form (which checks the
+// password history) is refused when the queue is full, without burning
+// the code; the same code works once there is room.
+func TestAdmissionResetCodeRefused(t *testing.T) {
+	adm := NewAdmission(1, time.Second, 1)
+	a := newAuthAppCost(t, 4, nil, func(c *Config) { c.Admission = adm })
+	a.createUser("resetter@example.com", "first-password-1", false)
+	b := a.browser()
+	b.get("/forgot-password")
+	wantStatus(t, b.post("/forgot-password", url.Values{"login_id": {"resetter@example.com"}}), http.StatusSeeOther)
+	code := a.mailer.lastForgot(t).Code
+	form := url.Values{"login_id": {"resetter@example.com"}, "code": {code}, "password": {"second-password-2"}, "confirm": {"second-password-2"}}
+
+	free := fillSlots(t, adm)
+	adm.waiting.Store(1)
+	for i := 0; i < 6; i++ { // more than the 5 wrong codes that burn a reset
+		b.get("/reset-password/code?login_id=resetter%40example.com")
+		r := b.post("/reset-password/code", form)
+		wantStatus(t, r, http.StatusServiceUnavailable)
+		if r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "busy right now") {
+			t.Fatal("reset refusal has no Retry-After or message")
+		}
+	}
+	adm.waiting.Store(0)
+	free()
+	b.get("/reset-password/code?login_id=resetter%40example.com")
+	wantStatus(t, b.post("/reset-password/code", form), http.StatusSeeOther)
+	wantStatus(t, signIn(a.browser(), "resetter@example.com", "second-password-2", ""), http.StatusSeeOther)
+}

@@ -369,7 +369,15 @@ func (s *Server) authResetCode(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ResetPasswordWithCode(c.Request().Context(), s.userActor(c), f.LoginID, strings.TrimSpace(c.FormValue("code")), in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.resetIP, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Errors = map[string]string{"": busyMessage(busy)}
+		return render(c, http.StatusServiceUnavailable, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
+	}
+	defer release()
+	err = s.acct.ResetPasswordWithCode(c.Request().Context(), s.userActor(c), f.LoginID, strings.TrimSpace(c.FormValue("code")), in)
 	if err != nil {
 		if f.Errors = resetErrors(err, "code"); f.Errors == nil {
 			return err
@@ -411,7 +419,15 @@ func (s *Server) authResetLink(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ResetPasswordWithLink(c.Request().Context(), s.userActor(c), f.Token, in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.resetIP, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Errors = map[string]string{"": busyMessage(busy)}
+		return render(c, http.StatusServiceUnavailable, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
+	}
+	defer release()
+	err = s.acct.ResetPasswordWithLink(c.Request().Context(), s.userActor(c), f.Token, in)
 	if err != nil {
 		if f.Errors = resetErrors(err, ""); f.Errors == nil {
 			return err
