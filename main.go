@@ -59,6 +59,10 @@ type config struct {
 	// flight (an import of 10,000 records with plaintext passwords takes
 	// minutes at bcrypt cost 10).
 	ShutdownTimeout time.Duration
+	// SignInSlots and SignInTarget size the admission queue in front of
+	// password checks (0: cores + 1; 1 s).
+	SignInSlots  int
+	SignInTarget time.Duration
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -95,6 +99,12 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	c.BcryptCost = cost
 	if c.ShutdownTimeout, err = time.ParseDuration(env("LATCHKEY_SHUTDOWN_TIMEOUT", "2m")); err != nil || c.ShutdownTimeout <= 0 {
 		return c, fmt.Errorf("LATCHKEY_SHUTDOWN_TIMEOUT must be a duration like 2m or 30s")
+	}
+	if c.SignInSlots, err = strconv.Atoi(env("LATCHKEY_SIGNIN_SLOTS", "0")); err != nil || c.SignInSlots < 0 {
+		return c, fmt.Errorf("LATCHKEY_SIGNIN_SLOTS must be a number (0: the core count plus one)")
+	}
+	if c.SignInTarget, err = time.ParseDuration(env("LATCHKEY_SIGNIN_TARGET", "1s")); err != nil || c.SignInTarget <= 0 {
+		return c, fmt.Errorf("LATCHKEY_SIGNIN_TARGET must be a duration like 1s")
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("LATCHKEY_LOG_LEVEL", "info"))); err != nil {
 		return c, fmt.Errorf("LATCHKEY_LOG_LEVEL: %w", err)
@@ -180,6 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		TrustProxy: cfg.TrustProxy,
 		Log:        log,
 		Hooks:      hk,
+		Admission:  handlers.NewAdmission(cfg.SignInSlots, cfg.SignInTarget, 0),
 	}, acct)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
