@@ -386,3 +386,34 @@ func TestRetryAllSendsFailedMessagesAfterTheFix(t *testing.T) {
 		t.Fatalf("retry all after the wipe: %d, %v", n, err)
 	}
 }
+
+// TestWarmOpensConnectionsBeforeTheClaim: Warm leaves n connections
+// greeted and ready, which the next sends use without dialling; it fails
+// (and the worker then lets the send report it) when the server is down.
+func TestWarmOpensConnectionsBeforeTheClaim(t *testing.T) {
+	srv := mailtest.Start(t)
+	sender := smtpSender(srv)
+	defer sender.Close()
+	ctx := context.Background()
+	if err := sender.Warm(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Connections() != 2 || sender.Dials() != 2 {
+		t.Fatalf("after Warm(2): %d connections, %d dials", srv.Connections(), sender.Dials())
+	}
+	if err := sender.Warm(ctx, 2); err != nil || sender.Dials() != 2 {
+		t.Fatalf("a second Warm(2) dialled again: %d dials, %v", sender.Dials(), err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := sender.Send(ctx, "a@example.com", mail.Message{To: "warm@example.com", Subject: "warm", Text: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sender.Dials() != 2 {
+		t.Fatalf("sends dialled: %d dials", sender.Dials())
+	}
+	down := mailtest.Reserve(t)
+	if err := smtpSender(down).Warm(ctx, 1); err == nil || !strings.Contains(err.Error(), "connect to") {
+		t.Fatalf("Warm against a server that is down: %v", err)
+	}
+}
