@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,16 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"latchkey/account"
 	"latchkey/store"
 )
 
-// TestSIGTERMDuringImportLetsItFinish: an import of users with plaintext
-// passwords (each hashed at bcrypt cost 10, so it takes seconds) is
-// running when the process is told to stop (main maps SIGTERM to
-// cancelling run's context). New connections are refused at once, the
-// import finishes and answers 200 with every user created, and run
-// returns cleanly only after it; the database holds the users.
+// TestSIGTERMDuringImportLetsItFinish: an import is running (held in
+// flight by another connection's write lock, as a slow import would be)
+// when the process is told to stop (main maps SIGTERM to cancelling run's
+// context). New connections are refused at once, the import finishes and
+// answers 200 with every user created, and run returns cleanly only after
+// it; the database holds the users.
 func TestSIGTERMDuringImportLetsItFinish(t *testing.T) {
 	testSIGTERMDuringImport(t, "2m")
 }
@@ -37,6 +40,10 @@ func TestSIGTERMPastTheBoundCancelsTheImportWhole(t *testing.T) {
 
 func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	finish := shutdownTimeout != "500ms"
+	hold := 1500 * time.Millisecond // less than the 5 s write budget
+	if !finish {
+		hold = 3 * time.Second // past the 500 ms bound
+	}
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "latchkey.db")
 	token := makeAPIKey(t, dbPath)
@@ -49,7 +56,7 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	ln.Close()
 	vars := map[string]string{
 		"LATCHKEY_ADDR": addr, "LATCHKEY_DB": dbPath, "LATCHKEY_PUBLIC_URL": "http://" + addr,
-		"LATCHKEY_BCRYPT_COST": "10", "LATCHKEY_LOG_LEVEL": "error", "LATCHKEY_SHUTDOWN_TIMEOUT": shutdownTimeout,
+		"LATCHKEY_BCRYPT_COST": "4", "LATCHKEY_LOG_LEVEL": "error", "LATCHKEY_SHUTDOWN_TIMEOUT": shutdownTimeout,
 	}
 	ctx, sigterm := context.WithCancel(context.Background())
 	defer sigterm()
@@ -58,11 +65,30 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	base := "http://" + addr
 	waitHealthy(t, base, done)
 
-	const n = 25
+	const n = 200
+	hash, err := bcrypt.GenerateFromPassword([]byte("Passw0rd-import"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var recs []string
 	for i := 0; i < n; i++ {
-		recs = append(recs, fmt.Sprintf(`{"email": "import%d@example.com", "password": "Passw0rd-import-%d"}`, i, i))
+		recs = append(recs, fmt.Sprintf(`{"email": "import%d@example.com", "password_hash": %q}`, i, hash))
 	}
+	// Another connection holds the write lock, so the import stays in
+	// flight until it lets go.
+	other, err := sql.Open("sqlite3", "file:"+dbPath+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(`INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(hold, func() { _ = lock.Rollback() })
 	body := `{"upsert": false, "records": [` + strings.Join(recs, ",") + `]}`
 	type result struct {
 		status int
@@ -108,7 +134,7 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	}
 	if !finish {
 		if r.err == nil && r.status == http.StatusOK {
-			t.Fatalf("the import finished within a 500ms bound (%v); the test needs a slower import", r.at.Sub(started))
+			t.Fatalf("the import finished within a 500ms bound (%v) while the database was locked", r.at.Sub(started))
 		}
 		select {
 		case err := <-done:
