@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,29 @@ type Admission struct {
 	// service is a moving average of how long a request holds a slot, in
 	// nanoseconds.
 	service atomic.Int64
+	// refusals counts refusals for the log, reported at most every 10 s.
+	refusals refusalLog
+}
+
+// refusalLog counts refusals and says when to report them.
+type refusalLog struct {
+	mu   sync.Mutex
+	n    int
+	last time.Time
+}
+
+// note counts a refusal; it returns the count to report (and resets it)
+// when the last report is 10 s old.
+func (r *refusalLog) note() (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	if time.Since(r.last) < 10*time.Second {
+		return 0, false
+	}
+	n := r.n
+	r.n, r.last = 0, time.Now()
+	return n, true
 }
 
 // Admission defaults: a verification at bcrypt cost 10 takes 50-100 ms
@@ -148,7 +172,10 @@ func (s *Server) admit(c echo.Context, refund ...limiterHit) (func(), *BusyError
 		for _, h := range refund {
 			h.l.Undo(h.key)
 		}
-		s.log.Warn("sign-in refused: verification queue full", "path", c.Path(), "ip", c.RealIP(), "retry_after", be.Seconds())
+		if n, ok := s.admission.refusals.note(); ok {
+			s.log.Warn("password checks refused: the queue is full", "refused_since_last_report", n,
+				"slots", s.admission.Slots(), "queue", s.admission.QueueBound(), "retry_after", be.Seconds())
+		}
 		return nil, be, nil
 	}
 	return release, nil, err
