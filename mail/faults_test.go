@@ -105,7 +105,9 @@ func TestUnrecordedOutcomeIsNotSentAgainInjectedError(t *testing.T) {
 	if n := len(srv.Messages()); n != 1 {
 		t.Fatalf("the server got %d messages while the outcome could not be recorded", n)
 	}
-	if row := e.messages(u.ID)[0]; row.Status != store.OutboxSending || row.Attempts != 1 {
+	// (The lease ran out, so the worker may have claimed the row again:
+	// it then hands the new claim to the sender at work, without sending.)
+	if row := e.messages(u.ID)[0]; row.Status != store.OutboxSending {
 		t.Fatalf("row while unrecorded: status %s, attempts %d", row.Status, row.Attempts)
 	}
 
@@ -113,8 +115,8 @@ func TestUnrecordedOutcomeIsNotSentAgainInjectedError(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := e.waitStatus(u.ID, store.OutboxDelivered)
-	if row.Secret != nil || row.Attempts != 1 {
-		t.Fatalf("delivered row: secret %v, attempts %d", row.Secret != nil, row.Attempts)
+	if row.Secret != nil {
+		t.Fatal("delivered row keeps its secret")
 	}
 	time.Sleep(100 * time.Millisecond)
 	if n := len(srv.Messages()); n != 1 {
@@ -317,8 +319,12 @@ func TestLongReaderDoesNotStallWrites(t *testing.T) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 	t.Logf("%d createUser calls with a reader open: p50 %v, p99 %v, max %v", len(lat), p50, p99, lat[len(lat)-1])
-	if p99 > 200*time.Millisecond {
-		t.Fatalf("createUser p99 %v with a long reader open; want < 200ms", p99)
+	bound := 200 * time.Millisecond
+	if raceEnabled {
+		bound = 2 * time.Second
+	}
+	if p99 > bound {
+		t.Fatalf("createUser p99 %v with a long reader open; want < %v", p99, bound)
 	}
 	srv.WaitFor(len(lat)+1, 30*time.Second)
 	if len(sealed) == 0 {

@@ -78,7 +78,7 @@ type Outbox struct {
 	// fencing token (attempts).
 	activeMu sync.Mutex
 	active   map[int64]int
-	// unsettled counts sent messages whose outcome is not recorded yet;
+	// unsettled counts sent messages whose outcome is being recorded;
 	// while any is, the worker claims nothing.
 	unsettled atomic.Int32
 	// failing is set by a temporary failure and cleared by the next

@@ -305,25 +305,19 @@ const (
 // at-least-once).
 func (o *Outbox) settle(m store.OutboxMessage, sendErr error) bool {
 	delay := settleRetryFirst
-	counted := false
+	o.unsettled.Add(1)
 	defer func() {
-		if counted {
-			o.unsettled.Add(-1)
-		}
+		o.unsettled.Add(-1)
 		o.forget(m.ID)
 	}()
 	for try := 1; ; try++ {
 		o.token(&m)
 		wiped, err := o.record(m, sendErr)
 		if err == nil {
-			if counted {
+			if try > 1 {
 				o.log.Info("mail: outcome recorded after retries", "message_id", m.ID, "tries", try)
 			}
 			return wiped
-		}
-		if !counted {
-			counted = true
-			o.unsettled.Add(1)
 		}
 		o.log.Error("mail: record delivery outcome; will retry", "message_id", m.ID, "sent", sendErr == nil, "try", try, "err", err)
 		o.extendLease(m)
