@@ -18,7 +18,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -197,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	var handlersRunning sync.WaitGroup
+	var handlersRunning atomic.Int64
 	srv := &http.Server{Handler: trackHandlers(&handlersRunning, e), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
@@ -215,10 +215,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 
 // trackHandlers counts the requests being handled, so that shutdown can
 // wait for the last handler to return before it closes the database.
-func trackHandlers(wg *sync.WaitGroup, h http.Handler) http.Handler {
+func trackHandlers(n *atomic.Int64, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
+		n.Add(1)
+		defer n.Add(-1)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -229,7 +229,7 @@ func trackHandlers(wg *sync.WaitGroup, h http.Handler) http.Handler {
 // requests (an import rolls back as a whole: it is one transaction), and
 // waits a little longer for those handlers to return. It reports whether
 // every handler has returned, so the database may be closed.
-func drain(srv *http.Server, running *sync.WaitGroup, bound time.Duration, log *slog.Logger) bool {
+func drain(srv *http.Server, running *atomic.Int64, bound time.Duration, log *slog.Logger) bool {
 	log.Info("shutting down: no new connections; waiting for requests in flight", "bound", bound)
 	shutCtx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
@@ -237,15 +237,16 @@ func drain(srv *http.Server, running *sync.WaitGroup, bound time.Duration, log *
 		log.Warn("shutting down: requests still running after the bound; cancelling them", "bound", bound)
 		_ = srv.Close()
 	}
-	done := make(chan struct{})
-	go func() { running.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(10 * time.Second):
-		log.Error("shutting down: a handler did not return; leaving the database open (SQLite recovers it at the next start)")
-		return false
+	// No new request can start now; wait for the handlers still running.
+	deadline := time.Now().Add(10 * time.Second)
+	for running.Load() > 0 {
+		if time.Now().After(deadline) {
+			log.Error("shutting down: a handler did not return; leaving the database open (SQLite recovers it at the next start)")
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // startMail builds the email outbox over SMTP (or the dev mailbox when
