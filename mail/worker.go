@@ -132,14 +132,19 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 		// under a steady stream; one that readers postpone is retried.
 		if scrubPending {
 			now := time.Now()
-			if !now.Before(scrubAfter) && (inflight == 0 || now.Sub(lastScrub) >= scrubRetry) {
+			next := scrubAfter
+			if inflight > 0 {
+				next = later(next, lastScrub.Add(scrubRetry))
+			}
+			if !now.Before(next) {
 				lastScrub = now
 				if scrubPending = !o.scrub(); scrubPending {
 					scrubAfter = now.Add(scrubRetry)
+					next = scrubAfter
 				}
 			}
 			if scrubPending {
-				sleep = min(sleep, max(time.Until(scrubAfter), 10*time.Millisecond))
+				sleep = min(sleep, max(time.Until(next), 10*time.Millisecond))
 			}
 		}
 		if !timer.Stop() {
@@ -163,6 +168,13 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 	if wiped.Load() || scrubPending {
 		o.scrub()
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // scrub truncates the WAL after secrets were wiped, so their old page
