@@ -63,6 +63,7 @@ func main() {
 	rounds := flag.Int("rounds", 1, "times to run the whole sequence")
 	addrs := flag.Int("addrs", 200, "loopback source addresses")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
+	binFlag := flag.String("bin", "", "a latchkey binary to measure instead of building this tree (to compare two versions)")
 	flag.Parse()
 	var counts []int
 	for _, f := range strings.Split(*clients, ",") {
@@ -72,7 +73,7 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
-	if err := bench(counts, *users, *loadFor, *rawFor, *rounds, *addrs, *keep); err != nil {
+	if err := bench(counts, *users, *loadFor, *rawFor, *rounds, *addrs, *keep, *binFlag); err != nil {
 		fatal(err)
 	}
 }
@@ -82,7 +83,7 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs int, keep bool) error {
+func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs int, keep bool, prebuilt string) error {
 	dir, err := os.MkdirTemp("", "signinbench")
 	if err != nil {
 		return err
@@ -90,12 +91,17 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 	if !keep {
 		defer os.RemoveAll(dir)
 	}
-	bin := filepath.Join(dir, "latchkey")
-	fmt.Printf("building the binary (%s)\n", bin)
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build (run from the repository root): %w", err)
+	bin := prebuilt
+	if bin == "" {
+		bin = filepath.Join(dir, "latchkey")
+		fmt.Printf("building the binary (%s)\n", bin)
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build (run from the repository root): %w", err)
+		}
+	} else {
+		fmt.Printf("measuring %s\n", bin)
 	}
 	dbPath := filepath.Join(dir, "bench.db")
 	token, err := apiKey(dbPath)
