@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,14 @@ type config struct {
 
 	// SMS (main_sms.go): LATCHKEY_SMS_URL and friends.
 	SMS smsConfig
+	// ShutdownTimeout bounds how long SIGTERM waits for requests in
+	// flight (an import of 10,000 records with plaintext passwords takes
+	// minutes at bcrypt cost 10).
+	ShutdownTimeout time.Duration
+	// SignInSlots and SignInTarget size the admission queue in front of
+	// password checks (0: cores + 1; 1 s).
+	SignInSlots  int
+	SignInTarget time.Duration
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -95,6 +104,15 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("LATCHKEY_BCRYPT_COST must be a number from 4 to 31")
 	}
 	c.BcryptCost = cost
+	if c.ShutdownTimeout, err = time.ParseDuration(env("LATCHKEY_SHUTDOWN_TIMEOUT", "2m")); err != nil || c.ShutdownTimeout <= 0 {
+		return c, fmt.Errorf("LATCHKEY_SHUTDOWN_TIMEOUT must be a duration like 2m or 30s")
+	}
+	if c.SignInSlots, err = strconv.Atoi(env("LATCHKEY_SIGNIN_SLOTS", "0")); err != nil || c.SignInSlots < 0 {
+		return c, fmt.Errorf("LATCHKEY_SIGNIN_SLOTS must be a number (0: the core count plus one)")
+	}
+	if c.SignInTarget, err = time.ParseDuration(env("LATCHKEY_SIGNIN_TARGET", "1s")); err != nil || c.SignInTarget <= 0 {
+		return c, fmt.Errorf("LATCHKEY_SIGNIN_TARGET must be a duration like 1s")
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("LATCHKEY_LOG_LEVEL", "info"))); err != nil {
 		return c, fmt.Errorf("LATCHKEY_LOG_LEVEL: %w", err)
 	}
@@ -148,7 +166,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	// The database closes last, and only once no handler can use it:
+	// drain clears closeStore when handlers outlive the shutdown bound.
+	closeStore := true
+	defer func() {
+		if closeStore {
+			st.Close()
+		}
+	}()
 
 	secret, err := serverSecret(ctx, st, cfg.SecretKey)
 	if err != nil {
@@ -200,13 +225,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		OIDC:       oidcProvider,
 
 		TrustedProxies: cfg.TrustedProxies,
+		Admission:      handlers.NewAdmission(cfg.SignInSlots, cfg.SignInTarget, 0),
 	}, acct)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	var handlersRunning atomic.Int64
+	srv := &http.Server{Handler: trackHandlers(&handlersRunning, e), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -224,13 +251,44 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	closeStore = drain(srv, &handlersRunning, cfg.ShutdownTimeout, log)
+	return nil
+}
+
+// trackHandlers counts the requests being handled, so that shutdown can
+// wait for the last handler to return before it closes the database.
+func trackHandlers(n *atomic.Int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		defer n.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// drain shuts the server down gracefully: it stops accepting connections
+// at once, lets the requests in flight finish (an import included) for up
+// to bound, then closes the connections still open, which cancels their
+// requests (an import rolls back as a whole: it is one transaction), and
+// waits a little longer for those handlers to return. It reports whether
+// every handler has returned, so the database may be closed.
+func drain(srv *http.Server, running *atomic.Int64, bound time.Duration, log *slog.Logger) bool {
+	log.Info("shutting down: no new connections; waiting for requests in flight", "bound", bound)
+	shutCtx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		log.Warn("shutting down: requests still running after the bound; cancelling them", "bound", bound)
+		_ = srv.Close()
 	}
-	return nil
+	// No new request can start now; wait for the handlers still running.
+	deadline := time.Now().Add(10 * time.Second)
+	for running.Load() > 0 {
+		if time.Now().After(deadline) {
+			log.Error("shutting down: a handler did not return; leaving the database open (SQLite recovers it at the next start)")
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // startMail builds the email outbox over SMTP (or the dev mailbox when

@@ -192,6 +192,13 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many failed sign-in attempts. Try again later, or use “Forgot password”.", true)
 	}
+	release, busy, err := s.admit(c, limiterHit{s.authui.loginIP, ip}, limiterHit{s.authui.loginAcctIP, acctKey})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return fail(http.StatusServiceUnavailable, busyMessage(busy), false)
+	}
+	defer release()
 	old, _ := userCookieSession(c).Values[userTokenKey].(string)
 	res, err := s.acct.Login(ctx, s.userActor(c), account.LoginInput{LoginID: f.LoginID, Password: c.FormValue("password"), OldSession: old})
 	metrics.SignIn(signInOutcome(res, err))
@@ -258,6 +265,13 @@ func (s *Server) authChangeExpired(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Sign in again.")
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
+	release, busy, err := s.admit(c)
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return busyHTTPError(busy)
+	}
+	defer release()
 	token, err := s.acct.ChangeExpiredPassword(c.Request().Context(), s.userActor(c), us, in)
 	if err != nil {
 		if ae, ok := account.AsError(err); ok && ae.Reason == account.ReasonSessionEnded {
@@ -297,7 +311,14 @@ func (s *Server) authChangePassword(c echo.Context) error {
 		return s.authSettingsPage(c, http.StatusTooManyRequests, map[string]string{"": "Too many attempts. Wait a minute and try again."})
 	}
 	in := account.ChangePasswordInput{Current: c.FormValue("current_password"), New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ChangePassword(c.Request().Context(), s.userActor(c), us, in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.changeUser, us.UserID})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return s.authSettingsPage(c, http.StatusServiceUnavailable, map[string]string{"": busyMessage(busy)})
+	}
+	defer release()
+	err = s.acct.ChangePassword(c.Request().Context(), s.userActor(c), us, in)
 	if err != nil {
 		fe := account.FieldErrors(err)
 		if fe == nil {
@@ -364,7 +385,15 @@ func (s *Server) authResetCode(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ResetPasswordWithCode(c.Request().Context(), s.userActor(c), f.LoginID, strings.TrimSpace(c.FormValue("code")), in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.resetIP, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Errors = map[string]string{"": busyMessage(busy)}
+		return render(c, http.StatusServiceUnavailable, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
+	}
+	defer release()
+	err = s.acct.ResetPasswordWithCode(c.Request().Context(), s.userActor(c), f.LoginID, strings.TrimSpace(c.FormValue("code")), in)
 	if err != nil {
 		if f.Errors = resetErrors(err, "code"); f.Errors == nil {
 			return err
@@ -406,7 +435,15 @@ func (s *Server) authResetLink(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ResetPasswordWithLink(c.Request().Context(), s.userActor(c), f.Token, in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.resetIP, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Errors = map[string]string{"": busyMessage(busy)}
+		return render(c, http.StatusServiceUnavailable, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
+	}
+	defer release()
+	err = s.acct.ResetPasswordWithLink(c.Request().Context(), s.userActor(c), f.Token, in)
 	if err != nil {
 		if f.Errors = resetErrors(err, ""); f.Errors == nil {
 			return err

@@ -68,6 +68,14 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 		f.Error = "Too many sign-in attempts. Wait a minute and try again."
 		return render(c, http.StatusTooManyRequests, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	}
+	release, busy, err := s.admit(c, limiterHit{s.portalLoginLimit, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Error = busyMessage(busy)
+		return render(c, http.StatusServiceUnavailable, views.AdminLogin(s.layout(c, "Sign in", ""), f))
+	}
+	defer release()
 	admin, err := s.acct.AdminSignIn(c.Request().Context(), s.adminActor(c), f.Email, c.FormValue("password"))
 	if errors.Is(err, account.ErrBadCredentials) || errors.Is(err, account.ErrAdminLocked) {
 		s.log.Warn("portal sign-in failed", "ip", c.RealIP(), "locked", errors.Is(err, account.ErrAdminLocked))

@@ -53,7 +53,7 @@ func (s *Server) routes(e *echo.Echo) {
 }
 
 func (s *Server) healthz(c echo.Context) error {
-	if err := s.store.DB().PingContext(c.Request().Context()); err != nil {
+	if err := s.store.Ping(c.Request().Context()); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

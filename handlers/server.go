@@ -49,6 +49,9 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// OIDC is the OpenID Connect provider; nil builds one on first use.
 	OIDC *oidc.Provider
+	// Admission is the queue in front of password verification; nil
+	// gives NewAdmission(0, 0, 0): one slot per core plus one, a 1 s target.
+	Admission *Admission
 }
 
 // Server holds what handlers share.
@@ -74,6 +77,8 @@ type Server struct {
 	apiAuthFailures *Limiter
 	// oidc holds the OpenID Connect provider (oidc.go).
 	oidc oidcState
+	// admission bounds the password verifications in progress and waiting.
+	admission *Admission
 }
 
 // New builds the Echo router with every route.
@@ -93,6 +98,10 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		portalLoginLimit: NewLimiter(10, minute),
 		apiAuthFailures:  NewLimiter(apiAuthFailuresPerMinute, minute),
 		hooks:            cfg.Hooks,
+		admission:        cfg.Admission,
+	}
+	if s.admission == nil {
+		s.admission = NewAdmission(0, 0, 0)
 	}
 	s.sessions = sessions.NewCookieStore(
 		account.DeriveKey(cfg.SessionKey, "session-hash"),
@@ -145,9 +154,13 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	code := http.StatusInternalServerError
 	msg := "Something went wrong on our side. Please try again."
 	var he *echo.HTTPError
+	if store.IsBusy(err) {
+		s.busyDatabase(err, c)
+		return
+	}
 	if errors.As(err, &he) {
 		code = he.Code
-		if m, ok := he.Message.(string); ok && code < 500 {
+		if m, ok := he.Message.(string); ok && (code < 500 || code == http.StatusServiceUnavailable) {
 			msg = m
 		} else if code < 500 {
 			msg = http.StatusText(code)

@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"latchkey/account"
@@ -44,7 +45,11 @@ type Config struct {
 	// PollInterval is the longest the worker sleeps without being woken
 	// (default 1 min); commits wake it at once.
 	PollInterval time.Duration
-	Log          *slog.Logger
+	// KeepFailedFor is how long a failed message keeps its sealed secret,
+	// so that "Retry all" can still send it (default 7 days); then the
+	// secret is wiped.
+	KeepFailedFor time.Duration
+	Log           *slog.Logger
 }
 
 // Outbox is Latchkey's durable email outbox: it implements account.Mailer
@@ -68,6 +73,21 @@ type Outbox struct {
 	runMu  sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stop is closed when Stop begins; outcome retries end then.
+	stop chan struct{}
+
+	// active maps the messages this process is sending to their claim's
+	// fencing token (attempts).
+	activeMu sync.Mutex
+	active   map[int64]int
+	// unsettled counts sent messages whose outcome is being recorded;
+	// while any is, the worker claims nothing.
+	unsettled atomic.Int32
+	// failing is set, per channel, by a temporary failure and cleared by
+	// the next delivery on that channel, which then releases the messages
+	// waiting on backoff for it (an SMTP recovery says nothing of the SMS
+	// provider).
+	failing sync.Map // channel -> true
 
 	// Now is the clock; tests move it.
 	Now func() time.Time
@@ -107,6 +127,9 @@ func New(st *store.Store, sender Sender, cfg Config) (*Outbox, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Minute
+	}
+	if cfg.KeepFailedFor <= 0 {
+		cfg.KeepFailedFor = 7 * 24 * time.Hour
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -293,6 +316,22 @@ func (o *Outbox) backoff(attempts int) time.Duration {
 	}
 	d = min(d, o.cfg.RetryMax)
 	return d + time.Duration(mrand.Int64N(int64(d)/10+1))
+}
+
+// RetryAll makes every queued message due now and puts failed messages
+// that still hold their secret back in the queue ("Retry all" on the
+// outbox page), then wakes the worker. It returns how many it touched.
+func (o *Outbox) RetryAll(ctx context.Context) (int, error) {
+	var n int
+	err := o.st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		n, err = tx.RetryAllOutbox(ctx, o.Now())
+		if n > 0 {
+			tx.AfterCommit(o.Wake)
+		}
+		return err
+	})
+	return n, err
 }
 
 // RetryNow makes a queued message to userID due at once and wakes the

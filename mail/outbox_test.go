@@ -394,8 +394,8 @@ func TestPermanent5xxFailsWithServerText(t *testing.T) {
 	if !strings.Contains(row.LastError, "550") || !strings.Contains(row.LastError, "No such mailbox here") {
 		t.Errorf("failure reason %q lacks the server's text", row.LastError)
 	}
-	if row.Attempts != 1 || row.Secret != nil {
-		t.Errorf("attempts %d (want 1: no retry on 5xx), secret wiped %v", row.Attempts, row.Secret == nil)
+	if row.Attempts != 1 || row.Secret == nil {
+		t.Errorf("attempts %d (want 1: no retry on 5xx), secret kept for Retry all %v", row.Attempts, row.Secret != nil)
 	}
 	waitEvents(t, e.events, "email.failed")
 	if got, _ := e.events.events[0].Payload["error"].(string); !strings.Contains(got, "No such mailbox here") {
@@ -432,8 +432,8 @@ func TestGivesUpAfterTheRetryWindow(t *testing.T) {
 	e.start()
 	u := e.createUser("hal@example.com", ptr("Passw0rd-hal"), true, false)
 	row := e.waitStatus(u.ID, store.OutboxFailed)
-	if !strings.HasPrefix(row.LastError, "Gave up after 300ms") || !strings.Contains(row.LastError, "connection refused") || row.Secret != nil {
-		t.Fatalf("gave-up row: %q, secret wiped %v", row.LastError, row.Secret == nil)
+	if !strings.HasPrefix(row.LastError, "Gave up after 300ms") || !strings.Contains(row.LastError, "connection refused") || row.Secret == nil {
+		t.Fatalf("gave-up row: %q, secret kept for Retry all %v", row.LastError, row.Secret != nil)
 	}
 }
 

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	graphql "github.com/graph-gophers/graphql-go"
 	gqlerrors "github.com/graph-gophers/graphql-go/errors"
 
 	"latchkey/account"
+	"latchkey/store"
 )
 
 //go:embed schema.graphql
@@ -149,6 +151,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := schema.Exec(ctx, req.Query, req.OperationName, req.Variables)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	for _, e := range res.Errors {
+		if e.Extensions["reason"] == ReasonDatabaseBusy {
+			// A busy database is a 503 the client should retry, not a
+			// GraphQL error to show.
+			w.Header().Set("Retry-After", strconv.Itoa(BusyRetryAfter))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			break
+		}
+	}
 	if err := json.NewEncoder(w).Encode(res); err != nil {
 		a.log.Warn("admin api: write response", "err", err)
 	}
@@ -223,6 +234,14 @@ func (p panicHandler) MakePanicError(ctx context.Context, value any) *gqlerrors.
 	return &gqlerrors.QueryError{Message: "Something went wrong on our side. Please try again."}
 }
 
+// ReasonDatabaseBusy is the reason of a ServiceUnavailable error: a write
+// could not get the database within its budget. The answer is HTTP 503
+// with Retry-After: BusyRetryAfter seconds.
+const (
+	ReasonDatabaseBusy = "DatabaseBusy"
+	BusyRetryAfter     = 5
+)
+
 // apiError is an account error as the reference product reports it:
 // extensions {errorName, reason, info}.
 type apiError struct{ e *account.Error }
@@ -260,6 +279,11 @@ func (r *resolver) wrapErr(ctx context.Context, op string, err error) error {
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
+	}
+	if store.IsBusy(err) {
+		r.log.Warn("admin api: "+op+": database busy", "err", err)
+		return apiError{&account.Error{Name: "ServiceUnavailable", Reason: ReasonDatabaseBusy,
+			Message: "Latchkey is busy right now. Try again in a few seconds.", Info: map[string]any{"retry_after": BusyRetryAfter}}}
 	}
 	r.log.Error("admin api: "+op, "err", err)
 	return apiError{&account.Error{Name: "InternalError", Reason: "UnexpectedError", Message: "Something went wrong on our side. Please try again."}}
