@@ -116,7 +116,7 @@ func startMetrics(cfg config, st *store.Store, log *slog.Logger) (func(), error)
 		return nil, fmt.Errorf("listen %s (LATCHKEY_METRICS_ADDR): %w", cfg.MetricsAddr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(metrics.Options{DBs: map[string]*sql.DB{"main": st.DB()}, Stats: st, Log: log}))
+	mux.Handle("GET /metrics", metrics.Handler(metrics.Options{DBs: map[string]*sql.DB{"writer": st.DB(), "reader": st.ReadDB()}, Stats: st, Log: log}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {

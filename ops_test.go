@@ -315,8 +315,10 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	// Events: three users created, sign-ins, failures.
 	want("latchkey_events_written_total", nil, atLeast(3+2+11), ">= 16")
 	// Database pool and Go runtime.
-	want("go_sql_max_open_connections", map[string]string{"db_name": "main"}, atLeast(1), ">= 1")
-	want("go_sql_open_connections", map[string]string{"db_name": "main"}, atLeast(1), ">= 1")
+	want("go_sql_max_open_connections", map[string]string{"db_name": "writer"}, between(1, 1), "1 (the one writer)")
+	want("go_sql_max_open_connections", map[string]string{"db_name": "reader"}, atLeast(2), ">= 2")
+	want("go_sql_open_connections", map[string]string{"db_name": "writer"}, atLeast(1), ">= 1")
+	want("go_sql_open_connections", map[string]string{"db_name": "reader"}, atLeast(1), ">= 1")
 	want("go_goroutines", nil, atLeast(5), ">= 5")
 	want("go_memstats_alloc_bytes", nil, atLeast(1<<20), ">= 1 MiB")
 	want("process_resident_memory_bytes", nil, atLeast(1<<20), ">= 1 MiB")

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/handlers/adminapi"
+	"latchkey/metrics"
 	"latchkey/views"
 )
 
@@ -129,11 +130,13 @@ func (a *Admission) Enter(ctx context.Context) (func(), error) {
 		return a.leave(time.Now()), nil
 	default:
 	}
-	if n := a.waiting.Add(1); n > int64(a.QueueBound()) {
+	n := a.waiting.Add(1)
+	if n > int64(a.QueueBound()) {
 		a.waiting.Add(-1)
 		return nil, &BusyError{RetryAfter: a.retryAfter()}
 	}
-	defer a.waiting.Add(-1)
+	metrics.SetSignInQueue(int(n))
+	defer func() { metrics.SetSignInQueue(int(a.waiting.Add(-1))) }()
 	select {
 	case a.slots <- struct{}{}:
 		return a.leave(time.Now()), nil
@@ -168,6 +171,10 @@ func (s *Server) admit(c echo.Context, refund ...limiterHit) (func(), *BusyError
 	release, err := s.admission.Enter(c.Request().Context())
 	var be *BusyError
 	if errors.As(err, &be) {
+		// Every refused password check counts as a shed sign-in: most
+		// are sign-ins, and the rest (a password change) are refused for
+		// the same reason.
+		metrics.SignIn(metrics.SignInShed)
 		c.Response().Header().Set("Retry-After", fmt.Sprint(be.Seconds()))
 		for _, h := range refund {
 			h.l.Undo(h.key)

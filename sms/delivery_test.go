@@ -231,8 +231,9 @@ func TestTextArrivesAfterProviderComesBack(t *testing.T) {
 }
 
 // TestRefusedTextFailsAtOnce: a 4xx from the provider fails the text on
-// the first attempt, with the provider's words for the admin, and wipes
-// the password; sms.failed is recorded.
+// the first attempt, with the provider's words for the admin, and keeps
+// the sealed password only for "Retry all" (mail.KeepFailedFor);
+// sms.failed is recorded.
 func TestRefusedTextFailsAtOnce(t *testing.T) {
 	srv := smstest.StartWebhook(t)
 	srv.Answer(http.StatusBadRequest, "unroutable destination +14155550102")
@@ -240,7 +241,7 @@ func TestRefusedTextFailsAtOnce(t *testing.T) {
 	e.start()
 	u := e.createPhoneUser("+14155550102", ptr(""))
 	row := e.waitStatus(u.ID, store.OutboxFailed)
-	if row.Attempts != 1 || row.Secret != nil || row.LastError != "The SMS webhook answered 400: unroutable destination +14155550102" {
+	if row.Attempts != 1 || row.LastError != "The SMS webhook answered 400: unroutable destination +14155550102" {
 		t.Fatalf("row %+v", row)
 	}
 	time.Sleep(150 * time.Millisecond)

@@ -26,15 +26,22 @@ type OpsStats struct {
 }
 
 // queueStates lists the states reported per channel, each with a query
-// that an index answers: email rows through mail_outbox_due (status
-// first), webhook rows through the partial indexes on pending and failed.
-var queueStates = []struct{ channel, state, query string }{
-	{"email", OutboxQueued, `SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE status = 'queued'`},
-	{"email", OutboxSending, `SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE status = 'sending'`},
-	{"email", OutboxFailed, `SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE status = 'failed'`},
-	{"webhook", DeliveryPending, `SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'`},
-	{"webhook", DeliveryFailed, `SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'failed'`},
-}
+// that an index answers: outbox rows (email and sms share mail_outbox)
+// through mail_outbox_due (status first), webhook rows through the
+// partial indexes on pending and failed.
+var queueStates = func() []struct{ channel, state, query string } {
+	var out []struct{ channel, state, query string }
+	for _, ch := range []string{ChannelEmail, ChannelSMS} {
+		for _, st := range []string{OutboxQueued, OutboxSending, OutboxFailed} {
+			out = append(out, struct{ channel, state, query string }{ch, st,
+				`SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE status = '` + st + `' AND channel = '` + ch + `'`})
+		}
+	}
+	return append(out,
+		struct{ channel, state, query string }{"webhook", DeliveryPending, `SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'`},
+		struct{ channel, state, query string }{"webhook", DeliveryFailed, `SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'failed'`},
+	)
+}()
 
 // OpsStats reads the queue depths and the event count for the metrics
 // endpoint; it runs at every scrape, so each query is an index lookup.

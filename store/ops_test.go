@@ -6,79 +6,6 @@ import (
 	"time"
 )
 
-// TestScrubWALDoesNotHoldWritersBehindReaders: while a reader keeps an
-// older snapshot (as latchkey backup does), ScrubWAL gives up at once
-// instead of holding the write lock for the busy timeout, and a write
-// made meanwhile goes through; once the reader is done it scrubs.
-func TestScrubWALDoesNotHoldWritersBehindReaders(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES ('a', x'00')`); err != nil {
-		t.Fatal(err)
-	}
-	reader, err := s.db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	if _, err := reader.ExecContext(ctx, `BEGIN`); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM settings`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES ('b', x'01')`); err != nil {
-		t.Fatal(err)
-	}
-
-	scrubbed := make(chan bool, 1)
-	go func() {
-		ok, err := s.ScrubWAL(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		scrubbed <- ok
-	}()
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES ('c', x'02')`)
-		wrote <- err
-	}()
-	select {
-	case ok := <-scrubbed:
-		if ok {
-			t.Error("ScrubWAL reported a full scrub while a reader held an older snapshot")
-		}
-	case <-time.After(3 * time.Second): // the pool's busy timeout is 10 s
-		t.Fatal("ScrubWAL waited for the reader")
-	}
-	select {
-	case err := <-wrote:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("a write waited behind ScrubWAL")
-	}
-
-	if _, err := reader.ExecContext(ctx, `ROLLBACK`); err != nil {
-		t.Fatal(err)
-	}
-	ok, err := s.ScrubWAL(ctx)
-	if err != nil || !ok {
-		t.Fatalf("scrub with no reader: %v %v", ok, err)
-	}
-	// The pool still has its busy timeout: connections that ran the
-	// scrub were dropped.
-	var timeout int
-	for i := 0; i < 4; i++ {
-		if err := s.db.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&timeout); err != nil || timeout != 10000 {
-			t.Fatalf("pool busy_timeout = %d, %v", timeout, err)
-		}
-	}
-}
-
 func TestOpsStats(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
@@ -86,7 +13,7 @@ func TestOpsStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Queues) != 5 || st.EventsWritten != 0 {
+	if len(st.Queues) != 8 || st.EventsWritten != 0 {
 		t.Fatalf("empty database: %+v", st)
 	}
 	for _, q := range st.Queues {
@@ -108,5 +35,24 @@ func TestOpsStats(t *testing.T) {
 	q := st.Queues[0]
 	if q.Channel != "email" || q.State != OutboxQueued || q.Count != 3 || !q.Oldest.Equal(old.Truncate(time.Millisecond).UTC()) {
 		t.Fatalf("queued email: %+v (oldest want %v)", q, old)
+	}
+	// A text counts on its own channel, not as email.
+	if err := s.InsertOutbox(ctx, &OutboxMessage{Kind: "new_user", Recipient: "+14155550100", Subject: "s", NextAttemptAt: old, CreatedAt: old, Channel: ChannelSMS}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = s.OpsStats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range st.Queues {
+		want := int64(0)
+		switch {
+		case q.Channel == "email" && q.State == OutboxQueued:
+			want = 3
+		case q.Channel == "sms" && q.State == OutboxQueued:
+			want = 1
+		}
+		if q.Count != want {
+			t.Errorf("%s/%s: %d, want %d", q.Channel, q.State, q.Count, want)
+		}
 	}
 }

@@ -188,6 +188,9 @@ func (s *Store) Close() error {
 	return rerr
 }
 
+// ReadDB is the read-only pool, for metrics on its connections.
+func (s *Store) ReadDB() *sql.DB { return s.rdb }
+
 // DB exposes the write connection for benchmarks, tests and maintenance;
 // application code uses the query methods. Holding a *sql.Rows from it
 // holds the only write connection.
