@@ -86,9 +86,13 @@ func Compile(source string) (*Compiled, error) {
 	if len(res.OutputFiles) != 1 {
 		return nil, &CompileError{Message: "The code compiled to nothing."}
 	}
-	js := string(res.OutputFiles[0].Contents)
+	return FromJS(string(res.OutputFiles[0].Contents)), nil
+}
+
+// FromJS wraps JavaScript that Compile made earlier (and the caller kept).
+func FromJS(js string) *Compiled {
 	sum := sha256.Sum256([]byte(js))
-	return &Compiled{JS: js, Key: hex.EncodeToString(sum[:16])}, nil
+	return &Compiled{JS: js, Key: hex.EncodeToString(sum[:16])}
 }
 
 func compileError(m api.Message) *CompileError {
