@@ -131,3 +131,10 @@ var importPlugin = api.Plugin{
 		})
 	},
 }
+
+//go:embed example.ts
+var example string
+
+// Example is the reference guide's user.created hook, as printed: the
+// starting code of a new TypeScript hook.
+func Example() string { return example }

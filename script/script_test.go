@@ -23,6 +23,36 @@ func guideHook(t *testing.T) string {
 	return string(b)
 }
 
+// The test copy of the guide's hook is the guide's text: when the guide is
+// beside the repository (../shared/reference, as in CI), the lines from its
+// import to the end of the function, plus the one closing brace the page
+// lost, must be the test copy exactly.
+func TestGuideCopyIsVerbatim(t *testing.T) {
+	var guide []byte
+	for _, p := range []string{"../../shared/reference/000_1c957d4f3438a140.txt", "../../../shared/reference/000_1c957d4f3438a140.txt"} {
+		if b, err := os.ReadFile(p); err == nil {
+			guide = b
+			break
+		}
+	}
+	if guide == nil {
+		t.Skip("the guide is not beside the repository; testdata/guide_hook.ts is used as is")
+	}
+	text := string(guide)
+	start := strings.Index(text, `import { HookEvent } from "https://deno.land/x/authgear_deno_hook@v1.3.0/mod.ts";`)
+	end := strings.Index(text, "The message you send to new users")
+	if start < 0 || end < start {
+		t.Fatal("the guide's hook was not found in the guide")
+	}
+	want := strings.TrimRight(text[start:end], "\n") + "\n}\n"
+	if got := guideHook(t); got != want {
+		t.Fatalf("testdata/guide_hook.ts differs from the guide:\n%q\nwant\n%q", got, want)
+	}
+	if Example() != want {
+		t.Fatal("example.ts (the new hook's starting code) differs from the guide")
+	}
+}
+
 func mustCompile(t *testing.T, src string) *Compiled {
 	t.Helper()
 	c, err := Compile(src)
