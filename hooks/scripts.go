@@ -317,8 +317,11 @@ func (s *Service) sendScript(ctx context.Context, d *store.Delivery, sc *store.H
 	if ctx.Err() != nil {
 		return 0, res.Duration, ctx.Err()
 	}
-	if err := s.store.SetDeliveryOutput(context.Background(), d.ID, strings.Join(res.Console, "\n")); err != nil {
-		s.log.Error("webhook worker: record script output", "delivery_id", d.ID, "err", err)
+	// A first attempt that logged nothing has nothing to record or clear.
+	if out := strings.Join(res.Console, "\n"); out != "" || d.Attempts > 0 {
+		if err := s.store.SetDeliveryOutput(context.Background(), d.ID, out); err != nil {
+			s.log.Error("webhook worker: record script output", "delivery_id", d.ID, "err", err)
+		}
 	}
 	var re *script.RunError
 	if errors.As(runErr, &re) {

@@ -52,7 +52,19 @@ type run struct {
 	consoleN  int
 	truncated bool
 
-	fatal error // an uncaught error in a timer callback
+	fatal      error // an uncaught error in a timer callback
+	installErr error
+}
+
+// newRun makes a fresh runtime with the globals installed. The worker
+// makes the next one while it waits, so a run does not pay for it.
+func newRun(send func(message), inbox <-chan message, ids *int64) *run {
+	vm := goja.New()
+	vm.SetMaxCallStackSize(maxCallStack)
+	r := &run{vm: vm, send: send, inbox: inbox, jobs: make(chan func(), 64), fetches: map[int64]func(message){},
+		timers: map[int64]*time.Timer{}, nextID: ids}
+	r.installErr = r.install()
+	return r
 }
 
 func (r *run) log(level string, args []goja.Value) {
@@ -340,8 +352,8 @@ func (r *run) execute(prog *goja.Program, input json.RawMessage, timeout time.Du
 		return done(ErrThrown, err.Error())
 	}
 
-	if err := r.install(); err != nil {
-		return fail(err)
+	if r.installErr != nil {
+		return fail(r.installErr)
 	}
 	if _, err := r.vm.RunProgram(prog); err != nil {
 		return fail(err)

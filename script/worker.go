@@ -101,6 +101,7 @@ func workerMain(in io.Reader, out io.Writer) int {
 
 	programs := map[string]*goja.Program{}
 	var ids int64
+	next := newRun(send, inbox, &ids)
 	for m := range inbox {
 		if m.T != msgRun {
 			continue // a late answer to a fetch of a run that has ended
@@ -121,20 +122,18 @@ func workerMain(in io.Reader, out io.Writer) int {
 			}
 			programs[m.Key], prog = p, p
 		}
-		vm := goja.New()
-		vm.SetMaxCallStackSize(maxCallStack)
-		r := &run{vm: vm, send: send, inbox: inbox, jobs: make(chan func(), 64), fetches: map[int64]func(message){},
-			timers: map[int64]*time.Timer{}, nextID: &ids}
-		current.Store(vm)
+		r := next
+		current.Store(r.vm)
 		res := r.execute(prog, m.Input, time.Duration(m.TimeoutMS)*time.Millisecond, m.Check)
 		current.Store(nil)
 		send(res)
+		r = nil
 		if res.ErrKind == ErrMemory {
 			// Give the memory back before the next run.
-			r, vm = nil, nil
 			runtime.GC()
 			debug.FreeOSMemory()
 		}
+		next = newRun(send, inbox, &ids)
 	}
 	return 0
 }
