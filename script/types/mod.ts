@@ -78,8 +78,8 @@ export type EventUserDisabled = BaseEvent<"user.disabled", UserPayload>;
 export type EventUserReenabled = BaseEvent<"user.reenabled", UserPayload>;
 export type EventUserDeleted = BaseEvent<"user.deleted", UserPayload>;
 export type EventUserPasswordChanged = BaseEvent<"user.password.changed", UserPayload>;
-export type EventPasswordExpiredSet = BaseEvent<"password.expired.set", UserPayload & { password_expired: boolean }>;
-export type EventUserLockoutCleared = BaseEvent<"user.lockout.cleared", UserPayload>;
+export type EventPasswordExpiredSet = BaseEvent<"password.expired.set", { user: User; expired: boolean }>;
+export type EventUserLockoutCleared = BaseEvent<"user.lockout.cleared", { user: User }>;
 
 export type BlockingEvent = EventUserPreCreate;
 export type NonBlockingEvent =
