@@ -275,7 +275,7 @@ func (s *Service) Blocking(ctx context.Context, actor account.Actor, ev account.
 	total, cancel := context.WithTimeout(ctx, s.cfg.BlockingTotal)
 	defer cancel()
 	for _, h := range hooks {
-		sc, err := s.scriptFor(ctx, h.ID)
+		sc, err := s.scriptFor(ctx, &h)
 		if err != nil {
 			return fmt.Errorf("hooks: blocking %s: %w", ev.Type, err)
 		}

@@ -47,30 +47,55 @@ type ScriptInput struct {
 	Timeout time.Duration
 }
 
-// scriptCache keeps compiled hooks by webhook ID and version, so a run
-// does not hash the JavaScript each time; the worker processes keep the
-// goja programs.
+// scriptCache keeps, per hook and version, whether the hook has code and
+// its compiled form, so a run neither queries the code again nor hashes
+// the JavaScript; the worker processes keep the goja programs.
 type scriptCache struct {
 	mu sync.Mutex
 	m  map[string]cachedScript
 }
 
 type cachedScript struct {
-	updated time.Time
+	version time.Time // webhooks.updated_at
+	sc      *store.HookScript
 	c       *script.Compiled
 }
 
+func (sc *scriptCache) lookup(w *store.Webhook) (*store.HookScript, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	c, ok := sc.m[w.ID]
+	if !ok || !c.version.Equal(w.UpdatedAt) {
+		return nil, false
+	}
+	return c.sc, true
+}
+
+func (sc *scriptCache) remember(w *store.Webhook, h *store.HookScript) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.m == nil {
+		sc.m = map[string]cachedScript{}
+	}
+	if len(sc.m) > 10000 { // hooks deleted over a long uptime
+		clear(sc.m)
+	}
+	sc.m[w.ID] = cachedScript{version: w.UpdatedAt, sc: h}
+}
+
+// get returns the compiled form of h.
 func (sc *scriptCache) get(h *store.HookScript) *script.Compiled {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if c, ok := sc.m[h.WebhookID]; ok && c.updated.Equal(h.UpdatedAt) {
+	key := "code:" + h.WebhookID
+	if c, ok := sc.m[key]; ok && c.version.Equal(h.UpdatedAt) {
 		return c.c
 	}
 	c := script.FromJS(h.Compiled)
 	if sc.m == nil {
 		sc.m = map[string]cachedScript{}
 	}
-	sc.m[h.WebhookID] = cachedScript{h.UpdatedAt, c}
+	sc.m[key] = cachedScript{version: h.UpdatedAt, c: c}
 	return c
 }
 
@@ -82,14 +107,23 @@ func (s *Service) Scripts() *script.Engine { return s.scripts }
 // Close stops the script engine's worker processes.
 func (s *Service) Close() { s.scripts.Close() }
 
-// scriptFor returns the code of webhook id when it is a TypeScript hook,
-// nil when it is an HTTP webhook.
-func (s *Service) scriptFor(ctx context.Context, id string) (*store.HookScript, error) {
-	h, err := s.store.HookScript(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+// scriptFor returns the code of hook w when it is a TypeScript hook, nil
+// when it is an HTTP webhook. The answer is kept per hook and version
+// (webhooks.updated_at, which every change of the code also sets), so a
+// delivery or a blocking call costs no extra query.
+func (s *Service) scriptFor(ctx context.Context, w *store.Webhook) (*store.HookScript, error) {
+	if sc, ok := s.compiled.lookup(w); ok {
+		return sc, nil
 	}
-	return h, err
+	sc, err := s.store.HookScript(ctx, w.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		sc, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.compiled.remember(w, sc)
+	return sc, nil
 }
 
 // HookScript finds a TypeScript hook's code.
@@ -226,6 +260,9 @@ func (s *Service) UpdateScript(ctx context.Context, actor account.Actor, id stri
 		return err
 	}
 	now := s.Now()
+	if !now.After(w.UpdatedAt.Add(time.Millisecond)) {
+		now = w.UpdatedAt.Add(time.Millisecond) // a new version, even when the clock stands still
+	}
 	w.AllEvents, w.Events, w.Enabled, w.UpdatedAt = in.AllEvents && !in.Blocking, events, in.Enabled, now
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.UpdateHookScript(ctx, store.HookScript{WebhookID: id, Name: in.Name, Source: in.Source, Compiled: c.JS,

@@ -226,3 +226,52 @@ func TestTryScriptWritesNothing(t *testing.T) {
 		t.Fatalf("%d rows written", n)
 	}
 }
+
+// An edit takes effect at the next delivery: the cached code is keyed by
+// the hook's version.
+func TestScriptEditTakesEffect(t *testing.T) {
+	e := newEnv(t, "", fastRetries)
+	w := e.addScript(ScriptInput{Name: "v", Source: `export default () => { console.log("v1"); }`, Events: []string{UserCreated}})
+	e.run()
+	outputs := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ds, _ := e.svc.Deliveries(context.Background(), w.ID, 0, 10)
+			done := len(ds) == n
+			for _, d := range ds {
+				done = done && d.Status == store.DeliverySucceeded
+			}
+			if done {
+				ids := []int64{}
+				for _, d := range ds {
+					ids = append(ids, d.ID)
+				}
+				out, _ := e.svc.DeliveryOutputs(context.Background(), ids)
+				var got []string
+				for i := len(ds) - 1; i >= 0; i-- {
+					got = append(got, out[ds[i].ID])
+				}
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries %+v", ds)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if _, err := e.createUser("email", "a@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	outputs(1)
+	if err := e.svc.UpdateScript(context.Background(), admin, w.ID, ScriptInput{Name: "v", Source: `export default () => { console.log("v2"); }`,
+		Events: []string{UserCreated}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.createUser("email", "b@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := outputs(2); strings.Join(got, ",") != "log: v1,log: v2" {
+		t.Fatalf("outputs %q", got)
+	}
+}

@@ -169,7 +169,7 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	if err != nil {
 		return 0, 0, err
 	}
-	if sc, err := s.scriptFor(ctx, w.ID); err != nil {
+	if sc, err := s.scriptFor(ctx, w); err != nil {
 		return 0, 0, err
 	} else if sc != nil {
 		return s.sendScript(ctx, d, sc, ev)
