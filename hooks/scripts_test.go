@@ -3,11 +3,13 @@ package hooks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,3 +277,27 @@ func TestScriptEditTakesEffect(t *testing.T) {
 		t.Fatalf("outputs %q", got)
 	}
 }
+
+// TypeScript hooks fetch through the webhooks' own client, so whatever
+// outbound policy that client enforces applies to them too.
+func TestScriptFetchUsesWebhookClient(t *testing.T) {
+	e := newEnv(t, "")
+	sink := newPhoneSink(t)
+	var seen atomic.Int64
+	e.svc.client.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen.Add(1)
+		return nil, errors.New("refused by the webhook client")
+	})
+	w := e.addScript(ScriptInput{Name: "f", Events: []string{UserCreated}, Source: `export default async () => { await fetch("` + sink.srv.URL + `"); }`})
+	tr, err := e.svc.TryScript(context.Background(), admin, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tr.Error, "refused by the webhook client") || seen.Load() != 1 || len(sink.bodies()) != 0 {
+		t.Fatalf("try = %+v, client saw %d", tr, seen.Load())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -378,3 +378,26 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// refusing is an outbound policy: it refuses every request, as the
+// webhook client refuses a private address.
+type refusing struct{ hits atomic.Int64 }
+
+func (r *refusing) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.hits.Add(1)
+	return nil, errors.New("outbound policy: " + req.URL.Host + " is not allowed")
+}
+
+// fetch goes through the client the engine was given, and only through it.
+func TestFetchUsesCallersClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Error("the request bypassed the client") }))
+	defer srv.Close()
+	pol := &refusing{}
+	e := NewEngine(&http.Client{Transport: pol}, Limits{})
+	t.Cleanup(e.Close)
+	expectRunError(t, e, `export default async function () { await fetch("`+srv.URL+`/x"); }`, 5*time.Second, ErrThrown,
+		"outbound policy: "+strings.TrimPrefix(srv.URL, "http://")+" is not allowed")
+	if pol.hits.Load() != 1 {
+		t.Fatalf("policy saw %d requests", pol.hits.Load())
+	}
+}
