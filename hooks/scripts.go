@@ -33,6 +33,7 @@ const (
 	MaxScriptTimeoutBlocking = 5 * time.Second
 	MaxScriptTimeout         = 60 * time.Second
 	maxScriptName            = 100
+	maxTryTimeout            = 45 * time.Second
 )
 
 // ScriptInput is the TypeScript hook form.
@@ -307,7 +308,8 @@ func (s *Service) TryScript(ctx context.Context, actor account.Actor, id string)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.scripts.Run(ctx, s.compiled.get(sc), body, sc.Timeout)
+	// The answer must reach the browser before the server's 60 s write timeout.
+	res, err := s.scripts.Run(ctx, s.compiled.get(sc), body, min(sc.Timeout, maxTryTimeout))
 	t := &ScriptTry{Event: body, Value: res.Value, Console: res.Console, Duration: res.Duration}
 	var re *script.RunError
 	if errors.As(err, &re) {
