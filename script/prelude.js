@@ -4,11 +4,16 @@
   "use strict";
   const g = globalThis;
 
-  class TextEncoder {
+  // The classes are made on first use: most hooks use none, and a fresh
+  // runtime per run should not pay for them.
+  const make = {};
+  const made = {};
+  const $ = (name) => made[name] || (made[name] = make[name]());
+  make.TextEncoder = () => class TextEncoder {
     get encoding() { return "utf-8"; }
     encode(s) { return new Uint8Array(lk.utf8encode(s === undefined ? "" : String(s))); }
   }
-  class TextDecoder {
+  make.TextDecoder = () => class TextDecoder {
     get encoding() { return "utf-8"; }
     decode(b) { return b === undefined ? "" : lk.utf8decode(b); }
   }
@@ -20,7 +25,7 @@
     try { return decodeURIComponent(s.replace(/\+/g, " ")); } catch (e) { return s; }
   }
 
-  class URLSearchParams {
+  make.URLSearchParams = () => class URLSearchParams {
     constructor(init) {
       this._list = [];
       this._url = null;
@@ -71,13 +76,13 @@
     toString() { return this._list.map((p) => formEncode(p[0]) + "=" + formEncode(p[1])).join("&"); }
   }
 
-  class URL {
+  make.URL = () => class URL {
     constructor(url, base) {
       const u = lk.parseURL(String(url), base === undefined ? "" : String(base));
       this._protocol = u.protocol; this._username = u.username; this._password = u.password;
       this._hostname = u.hostname; this._port = u.port; this._pathname = u.pathname;
       this._search = u.search; this._hash = u.hash; this._opaque = u.opaque;
-      this._params = new URLSearchParams(this._search);
+      this._params = new ($("URLSearchParams"))(this._search);
       this._params._url = this;
     }
     static canParse(url, base) { try { new URL(url, base); return true; } catch (e) { return false; } }
@@ -118,7 +123,7 @@
     clearInterval(id) { lk.clearTimer(id); },
   };
 
-  class Headers {
+  make.Headers = () => class Headers {
     constructor(init) {
       this._map = {};
       if (init instanceof Headers) { for (const k of Object.keys(init._map)) this._map[k] = init._map[k]; }
@@ -137,14 +142,14 @@
     [Symbol.iterator]() { return this.entries(); }
   }
 
-  class Response {
+  make.Response = () => class Response {
     constructor(r) {
       this.status = r.status;
       this.statusText = r.statusText;
       this.ok = r.status >= 200 && r.status <= 299;
       this.url = r.url;
       this.redirected = false;
-      this.headers = new Headers(r.headers);
+      this.headers = new ($("Headers"))(r.headers);
       this._body = r.body; // an ArrayBuffer
       this.bodyUsed = false;
     }
@@ -161,18 +166,18 @@
   function fetch(input, init) {
     try {
       init = init || {};
-      const url = input instanceof URL ? input.href : typeof input === "object" && input && input.url ? String(input.url) : String(input);
+      const url = input instanceof $("URL") ? input.href : typeof input === "object" && input && input.url ? String(input.url) : String(input);
       const method = String(init.method || "GET").toUpperCase();
-      const headers = new Headers(init.headers);
+      const headers = new ($("Headers"))(init.headers);
       let body = init.body;
-      if (body instanceof URLSearchParams) {
+      if (body instanceof $("URLSearchParams")) {
         if (!headers.has("content-type")) headers.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
         body = body.toString();
       }
       if (body !== undefined && body !== null && typeof body === "string" && !headers.has("content-type")) {
         headers.set("content-type", "text/plain;charset=UTF-8");
       }
-      return lk.fetch(url, method, headers._map, body === undefined ? null : body).then((r) => new Response(r));
+      return lk.fetch(url, method, headers._map, body === undefined ? null : body).then((r) => new ($("Response"))(r));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -183,10 +188,14 @@
     getRandomValues(a) { lk.randomFill(a); return a; },
   };
 
-  const defs = { TextEncoder, TextDecoder, URL, URLSearchParams, Headers, Response, fetch, crypto, console: lk.console };
+  const defs = { fetch, crypto, console: lk.console };
   Object.assign(defs, timers);
   for (const k of Object.keys(defs)) {
     Object.defineProperty(g, k, { value: defs[k], writable: true, configurable: true, enumerable: false });
+  }
+  for (const k of Object.keys(make)) {
+    const fix = (v) => Object.defineProperty(g, k, { value: v, writable: true, configurable: true, enumerable: false });
+    Object.defineProperty(g, k, { get() { const v = $(k); fix(v); return v; }, set: fix, configurable: true, enumerable: false });
   }
 })(__lk);
 delete globalThis.__lk;
