@@ -207,21 +207,31 @@ func (e *Engine) run(ctx context.Context, c *Compiled, input json.RawMessage, ti
 		input = json.RawMessage("null")
 	}
 
-	w, err := e.worker()
-	if err != nil {
-		return res, &RunError{ErrCrashed, "The hook runner could not start: " + err.Error()}
-	}
 	m := message{T: msgRun, Key: c.Key, Input: input, TimeoutMS: timeout.Milliseconds(), Check: check}
-	if !w.seen[c.Key] {
-		m.Code = c.JS
+	var w *worker
+	for try := 0; ; try++ {
+		var err error
+		if w, err = e.worker(); err != nil {
+			return res, &RunError{ErrCrashed, "The hook runner could not start: " + err.Error()}
+		}
+		m.Code = ""
+		if !w.seen[c.Key] {
+			m.Code = c.JS
+		}
+		if err = w.send(m); err == nil {
+			break
+		}
+		w.kill() // an idle worker that died: take another, once
+		if try == 1 {
+			return res, &RunError{ErrCrashed, "The hook runner stopped: " + err.Error()}
+		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if err := w.send(m); err != nil {
-		w.kill()
-		return res, &RunError{ErrCrashed, "The hook runner stopped: " + err.Error()}
+	if len(w.seen) >= 64 {
+		clear(w.seen) // the worker keeps 64 programs at most too
 	}
 	w.seen[c.Key] = true
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	hard := time.NewTimer(timeout + grace)
 	defer hard.Stop()
 	for {
@@ -231,6 +241,13 @@ func (e *Engine) run(ctx context.Context, c *Compiled, input json.RawMessage, ti
 			case msgFetch:
 				go func() { _ = w.send(e.fetch(runCtx, m)) }()
 			case msgDone:
+				if m.ErrKind == errUncached {
+					if err := w.send(message{T: msgRun, Key: c.Key, Code: c.JS, Input: input, TimeoutMS: timeout.Milliseconds(), Check: check}); err != nil {
+						w.kill()
+						return res, &RunError{ErrCrashed, "The hook runner stopped: " + err.Error()}
+					}
+					continue
+				}
 				res.Console = m.Console
 				res.Value = m.Value
 				e.release(w)

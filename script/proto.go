@@ -42,6 +42,10 @@ const (
 	ErrOutput  = "output"  // the hook's result was too large or not JSON
 	ErrInvalid = "invalid" // the module has no default function
 	ErrCrashed = "crashed" // the worker died
+
+	// errUncached asks the engine to send the code again: the worker no
+	// longer has the program.
+	errUncached = "uncached"
 )
 
 const (

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -399,5 +400,39 @@ func TestFetchUsesCallersClient(t *testing.T) {
 		"outbound policy: "+strings.TrimPrefix(srv.URL, "http://")+" is not allowed")
 	if pol.hits.Load() != 1 {
 		t.Fatalf("policy saw %d requests", pol.hits.Load())
+	}
+}
+
+// More distinct hooks than a worker caches still run: the worker asks for
+// code it has dropped.
+func TestManyHooksOneWorker(t *testing.T) {
+	e := newEngine(t, Limits{Workers: 1, MaxIdle: 1})
+	var cs []*Compiled
+	for i := range 70 {
+		cs = append(cs, mustCompile(t, "export default () => "+strconv.Itoa(i)+";"))
+	}
+	for round := range 2 {
+		for i, c := range cs {
+			res, err := e.Run(context.Background(), c, nil, 5*time.Second)
+			if err != nil || string(res.Value) != strconv.Itoa(i) {
+				t.Fatalf("round %d hook %d: %s, %v", round, i, res.Value, err)
+			}
+		}
+	}
+}
+
+// A worker that lacks a program the engine thinks it has asks for it.
+func TestWorkerAsksForMissingCode(t *testing.T) {
+	e := newEngine(t, Limits{Workers: 1, MaxIdle: 1})
+	if _, err := e.Run(context.Background(), mustCompile(t, "export default () => 1;"), nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c := mustCompile(t, "export default () => 2;")
+	e.mu.Lock()
+	e.idle[0].seen[c.Key] = true // the worker has never seen it
+	e.mu.Unlock()
+	res, err := e.Run(context.Background(), c, nil, 5*time.Second)
+	if err != nil || string(res.Value) != "2" {
+		t.Fatalf("%s, %v", res.Value, err)
 	}
 }

@@ -109,7 +109,7 @@ func workerMain(in io.Reader, out io.Writer) int {
 		prog := programs[m.Key]
 		if prog == nil {
 			if m.Code == "" {
-				send(message{T: msgDone, ErrKind: ErrCrashed, Err: "worker: program not cached"})
+				send(message{T: msgDone, ErrKind: errUncached})
 				continue
 			}
 			p, err := goja.Compile("hook.js", m.Code, false)
