@@ -183,7 +183,7 @@ func (s *Server) scriptShow(c echo.Context, w *store.Webhook, sc *store.HookScri
 }
 
 func (s *Server) scriptUpdate(c echo.Context) error {
-	w, sc, err := s.loadScript(c)
+	w, _, err := s.loadScript(c)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,6 @@ func (s *Server) scriptUpdate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_ = sc
 	p, err := s.scriptPage(c, w, f.view(fe))
 	if err != nil {
 		return err

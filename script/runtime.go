@@ -406,9 +406,6 @@ func (r *run) execute(prog *goja.Program, input json.RawMessage, timeout time.Du
 			case <-deadline.C:
 				return done(ErrTimeout, "")
 			}
-			if ie := r.interrupted(); ie != nil {
-				return fail(ie)
-			}
 		}
 		if r.fatal != nil {
 			return fail(r.fatal)
@@ -436,18 +433,6 @@ func (r *run) execute(prog *goja.Program, input json.RawMessage, timeout time.Du
 		out.Value = json.RawMessage(str)
 	}
 	return out
-}
-
-// interrupted reports an interrupt that arrived while a callback ran and
-// was swallowed into a rejected promise or an uncaught error.
-func (r *run) interrupted() error {
-	if r.fatal != nil {
-		var ie *goja.InterruptedError
-		if errors.As(r.fatal, &ie) {
-			return r.fatal
-		}
-	}
-	return nil
 }
 
 func describeErr(err error) string {
