@@ -140,6 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	hooksDone := make(chan struct{})
 	go func() { hk.Run(hooksCtx); close(hooksDone) }()
+	go hk.WarmScripts(hooksCtx)
 	defer func() { stopHooks(); <-hooksDone; hk.Close() }()
 
 	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)

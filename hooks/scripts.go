@@ -105,6 +105,18 @@ func (sc *scriptCache) get(h *store.HookScript) *script.Compiled {
 // client as webhooks.
 func (s *Service) Scripts() *script.Engine { return s.scripts }
 
+// WarmScripts starts a script worker when TypeScript hooks exist, so the
+// first one to run after a start does not wait for a process.
+func (s *Service) WarmScripts(ctx context.Context) {
+	names, err := s.store.HookScriptNames(ctx)
+	if err != nil || len(names) == 0 {
+		return
+	}
+	if err := s.scripts.Warm(); err != nil {
+		s.log.Warn("script worker did not start", "err", err)
+	}
+}
+
 // Close stops the script engine's worker processes.
 func (s *Service) Close() { s.scripts.Close() }
 

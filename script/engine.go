@@ -130,6 +130,17 @@ func (e *Engine) Close() {
 	}
 }
 
+// Warm starts a worker now, if none is idle, so the first run does not
+// pay for a process start (a blocking hook's first Create User).
+func (e *Engine) Warm() error {
+	w, err := e.worker()
+	if err != nil {
+		return err
+	}
+	e.release(w)
+	return nil
+}
+
 // Run calls the hook's default export with input (JSON) and waits for it
 // for at most timeout. The error is a *RunError for anything the hook did
 // (threw, timed out, used too much memory); Result is filled either way.

@@ -436,3 +436,26 @@ func TestWorkerAsksForMissingCode(t *testing.T) {
 		t.Fatalf("%s, %v", res.Value, err)
 	}
 }
+
+func TestWarm(t *testing.T) {
+	e := newEngine(t, Limits{})
+	if err := e.Warm(); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	n := len(e.idle)
+	e.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d idle workers after Warm", n)
+	}
+	start := time.Now()
+	if _, err := e.Run(context.Background(), mustCompile(t, "export default () => 1"), nil, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	n = len(e.idle)
+	e.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d idle workers after a run on the warm one (took %s)", n, time.Since(start))
+	}
+}
