@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -457,5 +458,45 @@ func TestWarm(t *testing.T) {
 	e.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d idle workers after a run on the warm one (took %s)", n, time.Since(start))
+	}
+}
+
+// While one hook allocates without bound and another loops forever, other
+// hooks keep running, and the server process's own heap does not grow: the
+// runaway memory is the worker's.
+func TestRunawayHooksLeaveServerAndOthersAlone(t *testing.T) {
+	e := newEngine(t, Limits{Memory: 96 << 20})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := e.Run(context.Background(), mustCompile(t, `export default function () { const a = []; for (;;) a.push({ n: a.length, s: "x" + a.length }); }`), nil, 20*time.Second)
+		errs <- err
+	}()
+	go func() {
+		_, err := e.Run(context.Background(), mustCompile(t, `export default function () { for (;;) {} }`), nil, 2*time.Second)
+		errs <- err
+	}()
+	trivial := mustCompile(t, `export default (e: any) => e.n + 1`)
+	var maxHeap uint64
+	for i := 0; i < 20; i++ {
+		res, err := e.Run(context.Background(), trivial, json.RawMessage(`{"n":1}`), time.Second)
+		if err != nil || string(res.Value) != "2" {
+			t.Fatalf("run %d beside the runaways: %s, %v", i, res.Value, err)
+		}
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		maxHeap = max(maxHeap, m.HeapAlloc)
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 2 {
+		var re *RunError
+		if err := <-errs; !errors.As(err, &re) || (re.Kind != ErrMemory && re.Kind != ErrTimeout) {
+			t.Fatalf("runaway ended with %v", err)
+		}
+	}
+	if grew := int64(maxHeap) - int64(before.HeapAlloc); grew > 32<<20 {
+		t.Fatalf("the server's heap grew by %d MiB while hooks ran away", grew>>20)
 	}
 }
