@@ -189,7 +189,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	hooksDone := make(chan struct{})
 	go func() { hk.Run(hooksCtx); close(hooksDone) }()
-	defer func() { stopHooks(); <-hooksDone }()
+	go hk.WarmScripts(hooksCtx)
+	defer func() { stopHooks(); <-hooksDone; hk.Close() }()
 
 	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)
 	if err != nil {

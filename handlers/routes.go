@@ -45,6 +45,7 @@ func (s *Server) routes(e *echo.Echo) {
 	a.POST("/password/check", s.passwordCheck)
 	a.POST("/password/generate", s.passwordGenerate)
 	s.eventsRoutes(e, a)
+	s.scriptRoutes(a)
 	s.mailRoutes(a)
 	s.adminAPIRoutes(e, a)
 

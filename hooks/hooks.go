@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"latchkey/account"
+	"latchkey/script"
 	"latchkey/store"
 )
 
@@ -77,6 +78,10 @@ type Service struct {
 	// Now is the clock; tests move it.
 	Now func() time.Time
 
+	// scripts runs TypeScript hooks; its fetch uses client.
+	scripts  *script.Engine
+	compiled scriptCache
+
 	inflight sync.WaitGroup
 	busyMu   sync.Mutex
 	// busyHooks are the webhooks with an attempt running now.
@@ -98,7 +103,7 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 	if err != nil {
 		return nil, fmt.Errorf("hooks: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		store:  st,
 		cfg:    cfg,
 		log:    log,
@@ -110,7 +115,9 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 		wake:      make(chan struct{}, 1),
 		Now:       func() time.Time { return time.Now().UTC() },
 		busyHooks: map[string]bool{},
-	}, nil
+	}
+	s.scripts = script.NewEngine(s.client, script.Limits{})
+	return s, nil
 }
 
 // Wake tells the delivery worker that new deliveries may be due.
@@ -270,7 +277,16 @@ func (s *Service) Blocking(ctx context.Context, actor account.Actor, ev account.
 	total, cancel := context.WithTimeout(ctx, s.cfg.BlockingTotal)
 	defer cancel()
 	for _, h := range hooks {
-		if err := s.callBlocking(total, h, id, body); err != nil {
+		sc, err := s.scriptFor(ctx, &h)
+		if err != nil {
+			return fmt.Errorf("hooks: blocking %s: %w", ev.Type, err)
+		}
+		if sc != nil {
+			err = s.callScriptBlocking(total, h, sc, body)
+		} else {
+			err = s.callBlocking(total, h, id, body)
+		}
+		if err != nil {
 			s.log.Warn("blocking hook stopped the operation", "event", ev.Type, "webhook_id", h.ID, "err", err.Error())
 			return err
 		}

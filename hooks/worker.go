@@ -15,8 +15,9 @@ import (
 )
 
 // lease is how long a claimed delivery stays hidden from other claims: one
-// attempt's timeout plus room. A crash mid-send makes it due again after.
-func (s *Service) lease() time.Duration { return s.cfg.Timeout + 20*time.Second }
+// attempt's timeout (a webhook's, or a TypeScript hook's 60 s at most) plus
+// room. A crash mid-send makes it due again after.
+func (s *Service) lease() time.Duration { return max(s.cfg.Timeout, MaxScriptTimeout) + 20*time.Second }
 
 // Run delivers queued webhooks until ctx is done: at start (so deliveries
 // left by a previous process go out), whenever Record wakes it after a
@@ -170,6 +171,11 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	ev, err := s.store.EventBySeq(ctx, d.EventSeq)
 	if err != nil {
 		return 0, 0, err
+	}
+	if sc, err := s.scriptFor(ctx, w); err != nil {
+		return 0, 0, err
+	} else if sc != nil {
+		return s.sendScript(ctx, d, sc, ev)
 	}
 	key, err := s.sealer.Open(w.Secret, []byte(w.ID))
 	if err != nil {
