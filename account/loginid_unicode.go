@@ -113,6 +113,10 @@ func mixedScripts(s string) bool {
 		if !unicode.IsLetter(r) {
 			continue
 		}
+		if r < utf8.RuneSelf { // ASCII letters are Latin: skip the table walk
+			seen["Latin"] = true
+			continue
+		}
 		for name, t := range scriptTables {
 			if unicode.Is(t, r) {
 				seen[name] = true
