@@ -1,15 +1,15 @@
 package account
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
-
-	"context"
-	"fmt"
-	"latchkey/store"
 	"testing"
 	"time"
+
+	"latchkey/store"
 )
 
 // BenchmarkForgotPassword compares the answer time of a known account
