@@ -76,6 +76,9 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	// The password is right. A second factor, when the admin has one, is
+	// checked here, before the session starts (StartAdminSession records
+	// the sign-in).
 	return s.startAdminSession(c, admin.ID, safeNext(f.Next, "/portal/users"), "")
 }
 
