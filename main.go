@@ -28,6 +28,7 @@ import (
 	"latchkey/hooks"
 	"latchkey/mail"
 	"latchkey/oidc"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -182,7 +183,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 
 	// Events: the event log, webhook delivery (a worker that stops before
 	// the store closes) and blocking hooks.
-	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
+	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID, Outbound: outbound.FromEnv(getenv)}, log)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"latchkey/metrics"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -198,6 +199,9 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			return 0, time.Since(start), fmt.Errorf("no answer within %s", s.cfg.Timeout)
+		}
+		if errors.Is(err, outbound.ErrRefused) {
+			return 0, time.Since(start), errors.New("refused: the URL leads to a loopback, private, link-local or reserved address, which webhooks may not reach")
 		}
 		return 0, time.Since(start), fmt.Errorf("request failed: %w", unwrapURLError(err))
 	}
