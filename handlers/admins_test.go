@@ -449,3 +449,33 @@ func TestAdminTwoFactorEventsInTheAuditLog(t *testing.T) {
 		t.Errorf("no admin.2fa.enabled event: %v", types)
 	}
 }
+
+func TestAdminReinviteReplacesTheLink(t *testing.T) {
+	a := newTestApp(t)
+	a.loginAdmin()
+	a.get("/portal/admins")
+	r := a.post("/portal/admins", url.Values{"email": {"late@example.com"}})
+	wantStatus(t, r, http.StatusCreated)
+	first := html.UnescapeString(inviteLinkRE.FindStringSubmatch(r.Body)[1])
+	late := adminByEmail(t, a.store, "late@example.com")
+	wantContains(t, r.Body, `action="/portal/admins/`+late.ID+`/invite"`)
+
+	r = a.post("/portal/admins/"+late.ID+"/invite", url.Values{"send_email": {"0"}})
+	wantStatus(t, r, http.StatusCreated)
+	second := html.UnescapeString(inviteLinkRE.FindStringSubmatch(r.Body)[1])
+	if second == first {
+		t.Fatal("the new link is the old one")
+	}
+	b := a.otherBrowser()
+	wantStatus(t, b.get(strings.TrimPrefix(first, "http://localhost")), http.StatusForbidden)
+	wantStatus(t, b.get(strings.TrimPrefix(second, "http://localhost")), http.StatusOK)
+	token := strings.TrimPrefix(second, "http://localhost/portal/invite?token=")
+	wantStatus(t, b.post("/portal/invite", url.Values{"token": {token}, "password": {"late admin password"}}), http.StatusSeeOther)
+
+	// Once they have a password there is nothing to re-send.
+	a.get("/portal/admins")
+	r = a.post("/portal/admins/"+late.ID+"/invite", url.Values{"send_email": {"0"}})
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r.Body, "has already chosen a password")
+	wantStatus(t, a.post("/portal/admins/nope/invite", url.Values{"send_email": {"0"}}), http.StatusNotFound)
+}
