@@ -14,6 +14,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"latchkey/account"
 	"latchkey/mail/mailtest"
 	"latchkey/store"
 )
@@ -478,4 +479,41 @@ func TestAdminReinviteReplacesTheLink(t *testing.T) {
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantContains(t, r.Body, "has already chosen a password")
 	wantStatus(t, a.post("/portal/admins/nope/invite", url.Values{"send_email": {"0"}}), http.StatusNotFound)
+}
+
+func TestAdminCodeAttemptsLimitedPerAddress(t *testing.T) {
+	a := newTestApp(t)
+	ctx := context.Background()
+	b := a.otherBrowser()
+	attempts := 0
+	for i := 0; i < 3; i++ {
+		email := []string{"one@example.com", "two@example.com", "three@example.com"}[i]
+		adm, err := a.acct.CreateAdmin(ctx, account.SystemActor, email, "an admin password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := a.acct.BeginTOTPEnrolment(ctx, adm.ID, "Latchkey")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := totp.GenerateCode(e.Secret, time.Now())
+		if _, err := a.acct.ConfirmTOTPEnrolment(ctx, account.SystemActor, adm.ID, code); err != nil {
+			t.Fatal(err)
+		}
+		if r := b.signIn(email, "an admin password"); r.Location != "/portal/login/2fa" {
+			t.Fatalf("%s: sign-in to %q", email, r.Location)
+		}
+		b.get("/portal/login/2fa")
+		// 4 wrong codes each: under the per-admin limit of 5.
+		for j := 0; j < 4 && attempts < adminCodesPerMinute; j++ {
+			wantStatus(t, b.post("/portal/login/2fa", url.Values{"code": {"000000"}}), http.StatusUnauthorized)
+			attempts++
+		}
+	}
+	r := b.post("/portal/login/2fa", url.Values{"code": {"000000"}})
+	wantStatus(t, r, http.StatusTooManyRequests)
+	wantContains(t, r.Body, "Too many attempts. Wait a minute")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After on the limited answer")
+	}
 }
