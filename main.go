@@ -25,6 +25,7 @@ import (
 	"latchkey/handlers"
 	"latchkey/hooks"
 	"latchkey/mail"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 
 	// Events: the event log, webhook delivery (a worker that stops before
 	// the store closes) and blocking hooks.
-	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
+	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID, Outbound: outbound.FromEnv(getenv)}, log)
 	if err != nil {
 		return err
 	}

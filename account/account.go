@@ -143,6 +143,9 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.renormalizeLoginIDs(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

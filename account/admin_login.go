@@ -83,6 +83,9 @@ func (s *Service) AdminSignIn(ctx context.Context, actor Actor, email, password 
 	if err := s.store.ClearAdminFailures(ctx, a.ID); err != nil {
 		return nil, err
 	}
+	s.rehash(a.PasswordHash, password, func(h string) error {
+		return s.store.RehashAdminPassword(ctx, a.ID, a.PasswordHash, h)
+	})
 	return a, nil
 }
 

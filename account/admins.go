@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -94,7 +93,11 @@ func (s *Service) SetupAdmin(ctx context.Context, token, email, password string)
 	if err != nil {
 		return nil, err
 	}
-	admin, err = s.store.AdminByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	id, err := NormalizeLoginID(KindEmail, email, s.cfg.PhoneRegion)
+	if err != nil {
+		return nil, err
+	}
+	admin, err = s.store.AdminByEmail(ctx, id.Norm)
 	return admin, err
 }
 

@@ -21,6 +21,16 @@ const (
 	ResetCooldown     = time.Minute
 	maxCodeFailures   = 5
 	ReasonResetFailed = "InvalidResetCode"
+	// MaxDailyCodeFailures caps code attempts per account across all its
+	// requests of the last ResetCodeWindow: past it, codes are refused
+	// (the emailed link still works) until the window moves on or an
+	// admin sets a password.
+	MaxDailyCodeFailures = 20
+	ResetCodeWindow      = 24 * time.Hour
+	// ForgotPasswordMinTime is how long every forgot-password request
+	// takes at least, known account or not, so the time of the answer
+	// does not tell them apart.
+	ForgotPasswordMinTime = 100 * time.Millisecond
 )
 
 func resetInvalid(link bool) *Error {
@@ -38,6 +48,7 @@ func resetInvalid(link bool) *Error {
 // disabled or is in its one-minute cooldown, so the answer reveals
 // nothing; only a malformed login ID is an error.
 func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, linkBase string) error {
+	defer padTime(ctx, time.Now(), ForgotPasswordMinTime)
 	id, err := ParseAnyLoginID(loginID, s.cfg.PhoneRegion)
 	if err != nil {
 		e := err.(*Error)
@@ -77,9 +88,9 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := tx.UseAllPasswordResets(ctx, u.ID, now); err != nil {
-			return err
-		}
+		// Earlier requests stay open until they expire or one is used: a
+		// stranger who asks for a reset must not cancel the link the user
+		// already has. Only the newest request's code is accepted.
 		r := store.PasswordReset{ID: uuid.NewString(), UserID: u.ID, CodeHash: hashCode(u.ID, code), LinkHash: hashToken(link),
 			CreatedAt: now, CodeExpiresAt: now.Add(ResetCodeTTL), LinkExpiresAt: now.Add(ResetLinkTTL)}
 		if err := tx.InsertPasswordReset(ctx, r); err != nil {
@@ -96,6 +107,20 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		s.log.Info("forgot-password email queued", "user_id", ident.UserID)
 	}
 	return nil
+}
+
+// padTime waits until min has passed since start (or ctx ends).
+func padTime(ctx context.Context, start time.Time, min time.Duration) {
+	left := min - time.Since(start)
+	if left <= 0 {
+		return
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func sixDigits() (string, error) {
@@ -144,8 +169,9 @@ func (s *Service) ResetPasswordWithLink(ctx context.Context, actor Actor, token 
 }
 
 // ResetPasswordWithCode sets a new password with the login ID and the
-// 6-digit code from the email. Five wrong codes burn the request. An
-// unknown login ID gets the same answer as a wrong code.
+// 6-digit code from the email. Five wrong codes burn the request, and
+// MaxDailyCodeFailures across the account's requests of the last day stop
+// codes altogether. An unknown login ID gets the same answer as a wrong code.
 func (s *Service) ResetPasswordWithCode(ctx context.Context, actor Actor, loginID, code string, in ChangePasswordInput) error {
 	id, err := ParseAnyLoginID(loginID, s.cfg.PhoneRegion)
 	if err != nil {
@@ -166,7 +192,8 @@ func (s *Service) ResetPasswordWithCode(ctx context.Context, actor Actor, loginI
 	if r.UsedAt != nil || !s.Now().Before(r.CodeExpiresAt) || r.CodeFailures >= maxCodeFailures {
 		return resetInvalid(false)
 	}
-	if ok, err := s.store.ReserveResetCodeAttempt(ctx, r.ID, maxCodeFailures); err != nil {
+	ok, err := s.store.ReserveResetCodeAttemptCapped(ctx, r.ID, r.UserID, maxCodeFailures, MaxDailyCodeFailures, s.Now().Add(-ResetCodeWindow))
+	if err != nil {
 		return err
 	} else if !ok {
 		return resetInvalid(false)

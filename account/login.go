@@ -148,7 +148,11 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		return nil, ErrBadCredentials
 	}
 
-	// The password is right: whatever follows, the failures are forgotten.
+	// The password is right: whatever follows, the failures are forgotten,
+	// and a hash in an old format or at another cost is brought up to date.
+	s.rehash(u.Password.Hash, in.Password, func(h string) error {
+		return s.store.RehashPassword(ctx, u.ID, u.Password.Hash, h)
+	})
 	now := s.Now()
 	if u.IsDisabled {
 		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
@@ -186,6 +190,22 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		return nil, err
 	}
 	return res, nil
+}
+
+// rehash stores a new hash of password through put when stored is not in
+// the current format and cost (an imported hash, a changed cost). A
+// failure is logged, not returned: the sign-in itself succeeded.
+func (s *Service) rehash(stored, password string, put func(hash string) error) {
+	if !s.hasher.NeedsRehash(stored) {
+		return
+	}
+	h, err := s.hasher.Hash(password)
+	if err == nil {
+		err = put(h)
+	}
+	if err != nil {
+		s.log.Error("rehash password", "err", err)
+	}
 }
 
 // authenticated records a completed sign-in: last login and the event.

@@ -18,6 +18,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/hooks"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -33,7 +34,8 @@ func newEventsApp(t *testing.T, tune ...func(*hooks.Config)) (*testApp, *hooks.S
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	hcfg := hooks.Config{AppID: "latchkey"}
+	// Receivers run on loopback.
+	hcfg := hooks.Config{AppID: "latchkey", Outbound: outbound.Policy{AllowPrivate: true}}
 	for _, f := range tune {
 		f(&hcfg)
 	}

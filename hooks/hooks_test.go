@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"latchkey/account"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -52,7 +53,8 @@ func newEnv(t *testing.T, path string, tune ...func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{AppID: "test-app"}
+	// Receivers run on loopback.
+	cfg := Config{AppID: "test-app", Outbound: outbound.Policy{AllowPrivate: true}}
 	for _, f := range tune {
 		f(&cfg)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -189,6 +190,9 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			return 0, time.Since(start), fmt.Errorf("no answer within %s", s.cfg.Timeout)
+		}
+		if errors.Is(err, outbound.ErrRefused) {
+			return 0, time.Since(start), errors.New("refused: the URL leads to a loopback, private, link-local or reserved address, which webhooks may not reach")
 		}
 		return 0, time.Since(start), fmt.Errorf("request failed: %w", unwrapURLError(err))
 	}

@@ -26,6 +26,9 @@ var schemaText string
 // maxBody caps a request body; queries and mutations are small.
 const maxBody = 1 << 20
 
+// maxQueryLength caps the query text.
+const maxQueryLength = 64 << 10
+
 // API executes Admin API requests.
 type API struct {
 	acct   *account.Service
@@ -44,7 +47,7 @@ func New(acct *account.Service, log *slog.Logger) *API {
 	r := &resolver{acct: acct, log: log}
 	opts := []graphql.SchemaOpt{
 		graphql.MaxDepth(12),
-		graphql.MaxQueryLength(64 << 10),
+		graphql.MaxQueryLength(maxQueryLength),
 		graphql.MaxParallelism(4),
 		graphql.PanicHandler(panicHandler{log}),
 	}
@@ -142,6 +145,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	normalizeNumbers(req.Variables)
+	if cost, ok := queryCost(req.Query, req.OperationName, req.Variables); ok && cost > MaxQueryCost {
+		writeCostError(w, cost)
+		return
+	}
 	schema := a.schema
 	if r.Method == http.MethodGet {
 		schema = a.readOnly
@@ -213,6 +220,16 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{"message": msg}}})
+}
+
+// writeCostError refuses a query over the cost budget, before it runs.
+func writeCostError(w http.ResponseWriter, cost int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
+		"message":    costError{cost}.Error(),
+		"extensions": map[string]any{"errorName": "Invalid", "reason": "QueryTooCostly", "info": map[string]any{"cost": cost, "limit": MaxQueryCost}},
+	}}})
 }
 
 type panicHandler struct{ log *slog.Logger }
