@@ -370,6 +370,13 @@ func (s *Server) loginCodeCreate(c echo.Context) error {
 	}
 	actor := account.Actor{Kind: "admin", ID: id, TriggeredBy: "portal", IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 	recovery, err := s.acct.VerifyAdminSecondFactor(c.Request().Context(), actor, id, c.FormValue("code"))
+	if errors.Is(err, account.ErrTOTPNotEnrolled) {
+		// Two-factor was turned off (or the admin removed) meanwhile: start again.
+		if err := s.clearPending(c); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, "/portal/login")
+	}
 	if err != nil {
 		e, ok := account.AsError(err)
 		if !ok {

@@ -517,3 +517,28 @@ func TestAdminCodeAttemptsLimitedPerAddress(t *testing.T) {
 		t.Error("no Retry-After on the limited answer")
 	}
 }
+
+func TestAdminCodeStepAfterTwoFactorTurnedOffStartsAgain(t *testing.T) {
+	a := newTestApp(t)
+	now := movableClock(a)
+	a.loginAdmin()
+	enrolTOTP(t, a, now)
+	b := a.otherBrowser()
+	b.signIn(testAdminEmail, testAdminPassword)
+	b.get("/portal/login/2fa")
+	// The operator turns two-factor off while the code page is open.
+	if was, err := a.acct.DisableAdmin2FA(context.Background(), account.SystemActor, testAdminEmail); err != nil || !was {
+		t.Fatalf("disable: %v %v", was, err)
+	}
+	r := b.post("/portal/login/2fa", url.Values{"code": {"123456"}})
+	if r.Status != http.StatusSeeOther || r.Location != "/portal/login" {
+		t.Fatalf("code after two-factor was turned off: %d %q", r.Status, r.Location)
+	}
+	if r = b.get("/portal/users"); r.Status != http.StatusSeeOther {
+		t.Fatalf("signed in without a password after the code step: %d", r.Status)
+	}
+	r = b.signIn(testAdminEmail, testAdminPassword)
+	if r.Location != "/portal/users" {
+		t.Fatalf("sign-in with two-factor off: to %q", r.Location)
+	}
+}
