@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"latchkey/store"
 )
@@ -191,6 +192,14 @@ func (s *Service) loadPolicy(ctx context.Context) error {
 // Policy returns the password policy in force.
 func (s *Service) Policy() Policy { return *s.policy.Load() }
 
+// Caps on the password policy: every remembered password is a bcrypt
+// check on each change, and every keyword a scan of each password checked.
+const (
+	MaxHistorySize      = 50
+	MaxExcludedKeywords = 200
+	MaxKeywordLength    = 100
+)
+
 // SavePolicy validates and stores a new password policy.
 func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 	var errs []*Error
@@ -209,6 +218,9 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 			errs = append(errs, fieldErr(f.name, "ValidationFailed", "Enter a number between 0 and 3650.", nil))
 		}
 	}
+	if p.HistorySize > MaxHistorySize {
+		errs = append(errs, fieldErr("history_size", "ValidationFailed", fmt.Sprintf("Enter a number between 0 and %d: each remembered password is checked on every change.", MaxHistorySize), nil))
+	}
 	var kw []string
 	for _, k := range p.ExcludedKeywords {
 		if k = strings.TrimSpace(k); k != "" {
@@ -216,6 +228,15 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 		}
 	}
 	p.ExcludedKeywords = kw
+	if len(kw) > MaxExcludedKeywords {
+		errs = append(errs, fieldErr("excluded_keywords", "ValidationFailed", fmt.Sprintf("Enter at most %d keywords.", MaxExcludedKeywords), nil))
+	}
+	for _, k := range kw {
+		if utf8.RuneCountInString(k) > MaxKeywordLength {
+			errs = append(errs, fieldErr("excluded_keywords", "ValidationFailed", fmt.Sprintf("A keyword can be at most %d characters.", MaxKeywordLength), nil))
+			break
+		}
+	}
 	if err := JoinErrors(errs); err != nil {
 		return err
 	}

@@ -204,8 +204,8 @@ func TestAuthLockoutGrowsAndAdminClears(t *testing.T) {
 	a.get("/portal/users/" + u.ID)
 	r = a.post("/portal/users/"+u.ID+"/lockout/clear", nil)
 	wantStatus(t, r, http.StatusSeeOther)
-	if l, _ := a.acct.Lockout(ctx, u.ID); l != nil {
-		t.Fatalf("lockout not cleared: %+v", l)
+	if l, err := a.acct.Lockout(ctx, u.ID); err != nil || l != nil {
+		t.Fatalf("lockout not cleared: %+v (%v)", l, err)
 	}
 	page = a.get("/portal/users/" + u.ID)
 	wantContains(t, page.Body, "Lockout cleared", "No failed sign-in attempts")
@@ -427,12 +427,20 @@ func TestAuthTemporaryPasswordLapses(t *testing.T) {
 	if a.sessions(temp.ID) != 0 {
 		t.Errorf("%d live sessions after a lapsed temporary password", a.sessions(temp.ID))
 	}
-	wantStatus(t, signIn(a.browser(), "ned@example.com", userPW, ""), http.StatusSeeOther)
+	// A password that was never temporary signs in fully, to the
+	// settings page, not to the change step.
+	r = signIn(a.browser(), "ned@example.com", userPW, "")
+	wantStatus(t, r, http.StatusSeeOther)
+	if r.Location != "/settings" {
+		t.Errorf("a non-temporary password on day 7 led to %q, want /settings", r.Location)
+	}
+	if a.sessions(notTemp.ID) != 1 {
+		t.Errorf("%d sessions for the non-temporary user, want 1", a.sessions(notTemp.ID))
+	}
 	r = signIn(a.browser(), "ola@example.com", userPW2, "")
 	if r.Location != "/change-password" {
 		t.Errorf("a flagged user-chosen password must lead to the change, got %d %q", r.Status, r.Location)
 	}
-	_ = notTemp
 
 	// With "0 = never", a temporary password only ever asks for a change.
 	b := newAuthApp(t, func(p *account.Policy) { p.TemporaryExpiryDays = 0 })
@@ -583,8 +591,8 @@ func TestAuthForgotPasswordCode(t *testing.T) {
 	if a.sessions(u.ID) != 0 {
 		t.Error("the reset left sessions")
 	}
-	if l, _ := a.acct.Lockout(ctx, u.ID); l != nil {
-		t.Errorf("the reset left the lockout: %+v", l)
+	if l, err := a.acct.Lockout(ctx, u.ID); err != nil || l != nil {
+		t.Errorf("the reset left the lockout: %+v (%v)", l, err)
 	}
 	if len(a.events.ofType("user.password.changed")) != 1 {
 		t.Error("no user.password.changed")

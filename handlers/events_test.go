@@ -187,7 +187,16 @@ func TestPortalWebhookLifecycle(t *testing.T) {
 		account.CreateUserInput{LoginIDKey: "username", LoginIDValue: "quiet"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Nothing was queued for the disabled hook (deliveries are queued in
+	// their event's transaction), so nothing can arrive later either.
+	var queued int
+	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries d JOIN events ev ON ev.seq = d.event_seq
+		WHERE d.webhook_id = ? AND ev.user_id IN (SELECT user_id FROM identities WHERE value_norm = 'quiet')`, id).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 0 {
+		t.Errorf("%d deliveries queued for a disabled hook", queued)
+	}
 	rcv.mu.Lock()
 	if len(rcv.got) != 2 {
 		t.Errorf("disabled hook got %d deliveries", len(rcv.got))

@@ -181,8 +181,8 @@ func TestSendPasswordNoTargetThroughPortal(t *testing.T) {
 	if n := a.countUsers(); n != 0 {
 		t.Fatalf("%d users created", n)
 	}
-	if c, _ := a.store.CountOutbox(context.Background()); len(c) != 0 {
-		t.Fatalf("outbox: %v", c)
+	if c, err := a.store.CountOutbox(context.Background()); err != nil || len(c) != 0 {
+		t.Fatalf("outbox: %v (%v)", c, err)
 	}
 	if len(box.List()) != 0 {
 		t.Fatal("a message went out")

@@ -19,6 +19,9 @@ func (s *Server) routes(e *echo.Echo) {
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == importPath },
 	}))
 	e.Use(securityHeaders)
+	if s.secure {
+		e.Use(strictTransport)
+	}
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })

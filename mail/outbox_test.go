@@ -602,11 +602,11 @@ func TestSendPasswordNeedsAnEmail(t *testing.T) {
 			t.Errorf("%s: err %v, want SendPasswordNoTarget", tc.kind, err)
 		}
 	}
-	if n, _ := e.st.CountUsers(ctx); n != 0 {
-		t.Errorf("%d users created", n)
+	if n, err := e.st.CountUsers(ctx); err != nil || n != 0 {
+		t.Errorf("%d users created (%v)", n, err)
 	}
-	if c, _ := e.st.CountOutbox(ctx); len(c) != 0 {
-		t.Errorf("outbox: %v", c)
+	if c, err := e.st.CountOutbox(ctx); err != nil || len(c) != 0 {
+		t.Errorf("outbox: %v (%v)", c, err)
 	}
 	if n := len(e.ob.DevMailbox().List()); n != 0 {
 		t.Errorf("%d dev mailbox messages", n)
@@ -666,8 +666,8 @@ func TestRetryNow(t *testing.T) {
 	}
 	srv.MessageTo("quin@example.com", 5*time.Second)
 	e.waitStatus(u.ID, store.OutboxDelivered)
-	if ok, _ := e.ob.RetryNow(ctx, u.ID, row.ID); ok {
-		t.Fatal("retry now accepted a delivered message")
+	if ok, err := e.ob.RetryNow(ctx, u.ID, row.ID); err != nil || ok {
+		t.Fatalf("retry now on a delivered message: %v %v, want false and no error", ok, err)
 	}
 }
 
