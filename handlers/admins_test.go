@@ -351,6 +351,43 @@ func TestRequire2FASendsAdminsToEnrol(t *testing.T) {
 	}
 	enrolTOTP(t, a, now)
 	wantStatus(t, a.get("/portal/users"), http.StatusOK)
+
+	// Turned off again: an admin without two-factor uses the portal.
+	a.get("/portal/admins")
+	wantStatus(t, a.post("/portal/admins/settings", url.Values{}), http.StatusSeeOther)
+	if on, err := a.acct.Require2FA(context.Background()); err != nil || on {
+		t.Fatalf("require 2FA after turning it off: %v %v", on, err)
+	}
+	if _, err := a.acct.DisableAdmin2FA(context.Background(), account.SystemActor, testAdminEmail); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, a.get("/portal/users"), http.StatusOK)
+}
+
+func TestAdminRemovesThemselvesWhenOthersExist(t *testing.T) {
+	a := newTestApp(t)
+	if _, err := a.acct.CreateAdmin(context.Background(), account.SystemActor, "other@example.com", "other admin password"); err != nil {
+		t.Fatal(err)
+	}
+	a.loginAdmin()
+	me := adminByEmail(t, a.store, testAdminEmail)
+	a.get("/portal/admins")
+	r := a.post("/portal/admins/"+me.ID+"/remove", nil)
+	if r.Status != http.StatusSeeOther || r.Location != "/portal/login" {
+		t.Fatalf("removing oneself: %d %q", r.Status, r.Location)
+	}
+	if r = a.get("/portal/users"); r.Status != http.StatusSeeOther {
+		t.Fatalf("still signed in after removing oneself: %d", r.Status)
+	}
+	if _, err := a.store.AdminByEmail(context.Background(), testAdminEmail); err == nil {
+		t.Fatal("admin still exists")
+	}
+	// The other admin is now the last one and cannot be removed.
+	o := a.otherBrowser()
+	wantStatus(t, o.signIn("other@example.com", "other admin password"), http.StatusSeeOther)
+	other := adminByEmail(t, a.store, "other@example.com")
+	o.get("/portal/admins")
+	wantStatus(t, o.post("/portal/admins/"+other.ID+"/remove", nil), http.StatusConflict)
 }
 
 func TestAdminsPagesNeedSignIn(t *testing.T) {
