@@ -217,3 +217,35 @@ func TestAdminCLIWithoutADatabase(t *testing.T) {
 		t.Fatal("the command created a database file")
 	}
 }
+
+// TestEnvAdminIgnoredWhenAdminsExistIsLogged: a second server started on a
+// database that has admins, with LATCHKEY_ADMIN_EMAIL/PASSWORD set, says in
+// its log that they are ignored (and creates no admin).
+func TestEnvAdminIgnoredWhenAdminsExistIsLogged(t *testing.T) {
+	bin := buildBinary(t)
+	app := startApp(t, nil)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LATCHKEY_DB=" + app.DB, "LATCHKEY_ADDR=127.0.0.1:0",
+		"LATCHKEY_ADMIN_EMAIL=other@example.com", "LATCHKEY_ADMIN_PASSWORD=other admin password", "LATCHKEY_BCRYPT_COST=4"}
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(errb.String(), "latchkey listening") {
+		if time.Now().After(deadline) {
+			t.Fatalf("second server never listened; stderr:\n%s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(errb.String(), "LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD are ignored: admins exist already") {
+		t.Fatalf("no 'ignored' line in the log:\n%s", errb.String())
+	}
+	r := runCLI(t, bin, app.DB, "", "admin", "list")
+	if strings.Contains(r.stdout, "other@example.com") {
+		t.Fatalf("the ignored admin was created:\n%s", r.stdout)
+	}
+}
+

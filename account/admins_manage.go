@@ -131,6 +131,48 @@ func (s *Service) InviteAdmin(ctx context.Context, actor Actor, email string, se
 	return &AdminInvitation{Admin: a, Link: link, Mailed: sendEmail}, nil
 }
 
+// ReinviteAdmin makes a new one-time link for an admin who has not yet
+// chosen a password (the old link stops working), emailed or returned to
+// be shown once, as InviteAdmin.
+func (s *Service) ReinviteAdmin(ctx context.Context, actor Actor, adminID string, sendEmail bool, linkBase string) (*AdminInvitation, error) {
+	im, _ := s.mailer.(AdminInviteMailer)
+	if sendEmail && im == nil {
+		return nil, fieldErr("send_email", ReasonValidationFailed, "Email is not available here: show the link and hand it over yourself.", nil)
+	}
+	token := NewToken()
+	link := linkBase + "?" + url.Values{"token": {token}}.Encode()
+	now := s.Now()
+	var a *store.Admin
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = tx.AdminByID(ctx, adminID)
+		if errors.Is(err, store.ErrNotFound) {
+			return &Error{Name: "NotFound", Reason: "AdminNotFound", Message: "There is no such admin."}
+		} else if err != nil {
+			return err
+		}
+		if a.PasswordHash != "" {
+			return &Error{Name: "Invalid", Reason: "AdminActive", Message: a.Email + " has already chosen a password: they sign in with it."}
+		}
+		if err := tx.DeleteAdminInvites(ctx, a.ID); err != nil {
+			return err
+		}
+		if err := tx.InsertAdminInvite(ctx, store.AdminInvite{TokenHash: hashToken(token), AdminID: a.ID, CreatedAt: now, ExpiresAt: now.Add(AdminInviteTTL)}); err != nil {
+			return err
+		}
+		if sendEmail {
+			if err := im.QueueAdminInvite(ctx, tx, AdminInviteMail{To: a.Email, Link: link, InvitedBy: actor.Name, TTL: AdminInviteTTL}); err != nil {
+				return err
+			}
+		}
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminInvited, Payload: map[string]any{"email": a.Email, "admin_id": a.ID, "emailed": sendEmail, "again": true}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &AdminInvitation{Admin: *a, Link: link, Mailed: sendEmail}, nil
+}
+
 var errInviteInvalid = &Error{Name: "Forbidden", Reason: "InvalidInvite",
 	Message: "This invitation link is not valid any more. Ask an admin for a new one."}
 

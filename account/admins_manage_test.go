@@ -218,3 +218,33 @@ func TestChangeAdminPasswordNeedsTheCurrentOne(t *testing.T) {
 		t.Fatalf("new password: %v", err)
 	}
 }
+
+func TestAdminInviteExpires(t *testing.T) {
+	s, _, now := newAdminTestService(t)
+	ctx := context.Background()
+	inv, err := s.InviteAdmin(ctx, admin, "late@example.com", false, "http://x/portal/invite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := inv.Link[strings.Index(inv.Link, "token=")+6:]
+	*now = now.Add(AdminInviteTTL - time.Second)
+	if _, err := s.CheckAdminInvite(ctx, token); err != nil {
+		t.Fatalf("link just before expiry: %v", err)
+	}
+	*now = now.Add(time.Second)
+	if _, err := s.AcceptAdminInvite(ctx, SystemActor, token, "late admin password"); !errors.Is(err, errInviteInvalid) {
+		t.Fatalf("expired link: %v", err)
+	}
+	a, _ := s.store.AdminByEmail(ctx, "late@example.com")
+	if a.PasswordHash != "" {
+		t.Fatal("an expired link set a password")
+	}
+	// Sending email without a mailer that can is a field error, and makes nothing.
+	s.mailer = nil
+	if _, err := s.InviteAdmin(ctx, admin, "mail@example.com", true, "http://x"); FieldErrors(err)["send_email"] == "" {
+		t.Fatalf("invite by email without a mailer: %v", err)
+	}
+	if _, err := s.store.AdminByEmail(ctx, "mail@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("admin made anyway: %v", err)
+	}
+}

@@ -41,6 +41,7 @@ func (s *Server) adminsRoutes(p, a *echo.Group) {
 	a.GET("/admins", s.adminsIndex)
 	a.POST("/admins", s.adminsCreate)
 	a.POST("/admins/:id/remove", s.adminRemove)
+	a.POST("/admins/:id/invite", s.adminReinvite)
 	a.POST("/admins/settings", s.adminsSettings)
 	a.POST("/admins/me/password", s.adminPasswordUpdate)
 	a.POST("/admins/me/sessions/revoke", s.adminSessionsRevoke)
@@ -133,6 +134,29 @@ func (s *Server) adminsCreate(c echo.Context) error {
 	s.log.Info("admin invited", "admin_id", inv.Admin.ID, "by", s.adminActor(c).Name, "emailed", inv.Mailed)
 	if inv.Mailed {
 		if err := addFlash(c, portalSession(c), "success", "Invitation sent to "+inv.Admin.Email+". The link works once, for 72 hours."); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, "/portal/admins")
+	}
+	return s.renderAdmins(c, http.StatusCreated, views.AdminsPage{InviteSend: true, NewInvite: inv.Admin.Email, NewLink: inv.Link})
+}
+
+// adminReinvite makes a new link for an invited admin (the old one stops
+// working): emailed, or shown once in the answer.
+func (s *Server) adminReinvite(c echo.Context) error {
+	send := c.FormValue("send_email") == "1"
+	inv, err := s.acct.ReinviteAdmin(c.Request().Context(), s.adminActor(c), c.Param("id"), send, s.cfg.PublicURL+"/portal/invite")
+	if e, ok := account.AsError(err); ok {
+		status := http.StatusUnprocessableEntity
+		if e.Reason == "AdminNotFound" {
+			status = http.StatusNotFound
+		}
+		return echo.NewHTTPError(status, e.Message)
+	} else if err != nil {
+		return err
+	}
+	if inv.Mailed {
+		if err := addFlash(c, portalSession(c), "success", "A new invitation was sent to "+inv.Admin.Email+". The old link no longer works."); err != nil {
 			return err
 		}
 		return c.Redirect(http.StatusSeeOther, "/portal/admins")
@@ -346,6 +370,13 @@ func (s *Server) loginCodeCreate(c echo.Context) error {
 	}
 	actor := account.Actor{Kind: "admin", ID: id, TriggeredBy: "portal", IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 	recovery, err := s.acct.VerifyAdminSecondFactor(c.Request().Context(), actor, id, c.FormValue("code"))
+	if errors.Is(err, account.ErrTOTPNotEnrolled) {
+		// Two-factor was turned off (or the admin removed) meanwhile: start again.
+		if err := s.clearPending(c); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, "/portal/login")
+	}
 	if err != nil {
 		e, ok := account.AsError(err)
 		if !ok {

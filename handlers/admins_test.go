@@ -14,6 +14,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"latchkey/account"
 	"latchkey/mail/mailtest"
 	"latchkey/store"
 )
@@ -350,6 +351,43 @@ func TestRequire2FASendsAdminsToEnrol(t *testing.T) {
 	}
 	enrolTOTP(t, a, now)
 	wantStatus(t, a.get("/portal/users"), http.StatusOK)
+
+	// Turned off again: an admin without two-factor uses the portal.
+	a.get("/portal/admins")
+	wantStatus(t, a.post("/portal/admins/settings", url.Values{}), http.StatusSeeOther)
+	if on, err := a.acct.Require2FA(context.Background()); err != nil || on {
+		t.Fatalf("require 2FA after turning it off: %v %v", on, err)
+	}
+	if _, err := a.acct.DisableAdmin2FA(context.Background(), account.SystemActor, testAdminEmail); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, a.get("/portal/users"), http.StatusOK)
+}
+
+func TestAdminRemovesThemselvesWhenOthersExist(t *testing.T) {
+	a := newTestApp(t)
+	if _, err := a.acct.CreateAdmin(context.Background(), account.SystemActor, "other@example.com", "other admin password"); err != nil {
+		t.Fatal(err)
+	}
+	a.loginAdmin()
+	me := adminByEmail(t, a.store, testAdminEmail)
+	a.get("/portal/admins")
+	r := a.post("/portal/admins/"+me.ID+"/remove", nil)
+	if r.Status != http.StatusSeeOther || r.Location != "/portal/login" {
+		t.Fatalf("removing oneself: %d %q", r.Status, r.Location)
+	}
+	if r = a.get("/portal/users"); r.Status != http.StatusSeeOther {
+		t.Fatalf("still signed in after removing oneself: %d", r.Status)
+	}
+	if _, err := a.store.AdminByEmail(context.Background(), testAdminEmail); err == nil {
+		t.Fatal("admin still exists")
+	}
+	// The other admin is now the last one and cannot be removed.
+	o := a.otherBrowser()
+	wantStatus(t, o.signIn("other@example.com", "other admin password"), http.StatusSeeOther)
+	other := adminByEmail(t, a.store, "other@example.com")
+	o.get("/portal/admins")
+	wantStatus(t, o.post("/portal/admins/"+other.ID+"/remove", nil), http.StatusConflict)
 }
 
 func TestAdminsPagesNeedSignIn(t *testing.T) {
@@ -447,5 +485,97 @@ func TestAdminTwoFactorEventsInTheAuditLog(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(types, " "), "admin.2fa.enabled") {
 		t.Errorf("no admin.2fa.enabled event: %v", types)
+	}
+}
+
+func TestAdminReinviteReplacesTheLink(t *testing.T) {
+	a := newTestApp(t)
+	a.loginAdmin()
+	a.get("/portal/admins")
+	r := a.post("/portal/admins", url.Values{"email": {"late@example.com"}})
+	wantStatus(t, r, http.StatusCreated)
+	first := html.UnescapeString(inviteLinkRE.FindStringSubmatch(r.Body)[1])
+	late := adminByEmail(t, a.store, "late@example.com")
+	wantContains(t, r.Body, `action="/portal/admins/`+late.ID+`/invite"`)
+
+	r = a.post("/portal/admins/"+late.ID+"/invite", url.Values{"send_email": {"0"}})
+	wantStatus(t, r, http.StatusCreated)
+	second := html.UnescapeString(inviteLinkRE.FindStringSubmatch(r.Body)[1])
+	if second == first {
+		t.Fatal("the new link is the old one")
+	}
+	b := a.otherBrowser()
+	wantStatus(t, b.get(strings.TrimPrefix(first, "http://localhost")), http.StatusForbidden)
+	wantStatus(t, b.get(strings.TrimPrefix(second, "http://localhost")), http.StatusOK)
+	token := strings.TrimPrefix(second, "http://localhost/portal/invite?token=")
+	wantStatus(t, b.post("/portal/invite", url.Values{"token": {token}, "password": {"late admin password"}}), http.StatusSeeOther)
+
+	// Once they have a password there is nothing to re-send.
+	a.get("/portal/admins")
+	r = a.post("/portal/admins/"+late.ID+"/invite", url.Values{"send_email": {"0"}})
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r.Body, "has already chosen a password")
+	wantStatus(t, a.post("/portal/admins/nope/invite", url.Values{"send_email": {"0"}}), http.StatusNotFound)
+}
+
+func TestAdminCodeAttemptsLimitedPerAddress(t *testing.T) {
+	a := newTestApp(t)
+	ctx := context.Background()
+	b := a.otherBrowser()
+	attempts := 0
+	for i := 0; i < 3; i++ {
+		email := []string{"one@example.com", "two@example.com", "three@example.com"}[i]
+		adm, err := a.acct.CreateAdmin(ctx, account.SystemActor, email, "an admin password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := a.acct.BeginTOTPEnrolment(ctx, adm.ID, "Latchkey")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := totp.GenerateCode(e.Secret, time.Now())
+		if _, err := a.acct.ConfirmTOTPEnrolment(ctx, account.SystemActor, adm.ID, code); err != nil {
+			t.Fatal(err)
+		}
+		if r := b.signIn(email, "an admin password"); r.Location != "/portal/login/2fa" {
+			t.Fatalf("%s: sign-in to %q", email, r.Location)
+		}
+		b.get("/portal/login/2fa")
+		// 4 wrong codes each: under the per-admin limit of 5.
+		for j := 0; j < 4 && attempts < adminCodesPerMinute; j++ {
+			wantStatus(t, b.post("/portal/login/2fa", url.Values{"code": {"000000"}}), http.StatusUnauthorized)
+			attempts++
+		}
+	}
+	r := b.post("/portal/login/2fa", url.Values{"code": {"000000"}})
+	wantStatus(t, r, http.StatusTooManyRequests)
+	wantContains(t, r.Body, "Too many attempts. Wait a minute")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After on the limited answer")
+	}
+}
+
+func TestAdminCodeStepAfterTwoFactorTurnedOffStartsAgain(t *testing.T) {
+	a := newTestApp(t)
+	now := movableClock(a)
+	a.loginAdmin()
+	enrolTOTP(t, a, now)
+	b := a.otherBrowser()
+	b.signIn(testAdminEmail, testAdminPassword)
+	b.get("/portal/login/2fa")
+	// The operator turns two-factor off while the code page is open.
+	if was, err := a.acct.DisableAdmin2FA(context.Background(), account.SystemActor, testAdminEmail); err != nil || !was {
+		t.Fatalf("disable: %v %v", was, err)
+	}
+	r := b.post("/portal/login/2fa", url.Values{"code": {"123456"}})
+	if r.Status != http.StatusSeeOther || r.Location != "/portal/login" {
+		t.Fatalf("code after two-factor was turned off: %d %q", r.Status, r.Location)
+	}
+	if r = b.get("/portal/users"); r.Status != http.StatusSeeOther {
+		t.Fatalf("signed in without a password after the code step: %d", r.Status)
+	}
+	r = b.signIn(testAdminEmail, testAdminPassword)
+	if r.Location != "/portal/users" {
+		t.Fatalf("sign-in with two-factor off: to %q", r.Location)
 	}
 }
