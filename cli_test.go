@@ -132,3 +132,23 @@ func TestPublicURLPortWarning(t *testing.T) {
 		}
 	}
 }
+
+func TestDevMailboxExposureWarning(t *testing.T) {
+	for _, tc := range []struct {
+		ip   net.IP
+		smtp string
+		warn bool
+	}{
+		{net.IPv4(127, 0, 0, 1), "", false},
+		{net.IPv6zero, "", true},
+		{net.IPv4(10, 1, 2, 3), "", true},
+		{net.IPv6zero, "smtp://mail.example.com:587", false},
+	} {
+		var buf bytes.Buffer
+		cfg := config{PublicURL: "http://localhost:8080", SMTPURL: tc.smtp}
+		warnListen(cfg, &net.TCPAddr{IP: tc.ip, Port: 8080}, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "dev mailbox"); got != tc.warn {
+			t.Errorf("%v smtp=%q: warned %v, want %v", tc.ip, tc.smtp, got, tc.warn)
+		}
+	}
+}
