@@ -201,7 +201,9 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 	p99 := percentile(during, 0.99)
 	t.Logf("backup took %s; writes before: %d (p99 %s); during: %d (p50 %s, p99 %s)", ended.Sub(began).Round(time.Millisecond),
 		len(before), percentile(before, 0.99), len(during), percentile(during, 0.5), p99)
-	if p99 >= 200*time.Millisecond {
+	if raceEnabled {
+		t.Log("race detector on: the p99 bound is not checked (it measures the detector, not the backup)")
+	} else if p99 >= 200*time.Millisecond {
 		t.Errorf("writers' p99 during the backup = %s, want < 200ms", p99)
 	}
 }
