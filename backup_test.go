@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -317,5 +319,44 @@ func TestVerifyCatchesCorruption(t *testing.T) {
 	}
 	if err := verifyDB(context.Background(), bad); err == nil {
 		t.Fatal("a damaged copy passed verification")
+	}
+}
+
+// TestRestoreFromBackup follows docs/deploy.md: back up the running
+// server, stop it, start it on the copy. What was committed before the
+// backup is there, what came after is not, and, with no
+// LATCHKEY_SECRET_KEY, a session cookie from before still signs in: the
+// secret travels inside the file.
+func TestRestoreFromBackup(t *testing.T) {
+	app := startApp(t, nil)
+	p := newPortalClient(t, app.URL)
+	p.signIn()
+	create := func(email string) {
+		t.Helper()
+		p.get("/portal/users/new")
+		if code, _, _ := p.post("/portal/users", url.Values{"loginIDKey": {"email"}, "loginID": {email}, "passwordMode": {"none"}}); code != http.StatusSeeOther {
+			t.Fatalf("create %s: %d", email, code)
+		}
+	}
+	create("kept@example.com")
+	copyPath := filepath.Join(t.TempDir(), "restore.db")
+	var out, errOut bytes.Buffer
+	if code := cli(context.Background(), []string{"backup", "-db", app.DB, copyPath}, func(string) string { return "" }, nil, &out, &errOut); code != 0 {
+		t.Fatalf("backup: %d %s", code, errOut.String())
+	}
+	create("lost@example.com")
+	app.stop()
+
+	addr := strings.TrimPrefix(app.URL, "http://")
+	restored := startApp(t, map[string]string{"LATCHKEY_DB": copyPath, "LATCHKEY_ADDR": addr, "LATCHKEY_PUBLIC_URL": app.URL})
+	code, body, _ := p.get("/portal/users") // the cookie from before the backup
+	if code != http.StatusOK {
+		t.Fatalf("the old session after the restore: %d", code)
+	}
+	if !strings.Contains(body, "kept@example.com") || strings.Contains(body, "lost@example.com") {
+		t.Errorf("restored user list: kept=%v lost=%v", strings.Contains(body, "kept@example.com"), strings.Contains(body, "lost@example.com"))
+	}
+	if res, err := http.Get(restored.URL + "/readyz"); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("readyz after the restore: %v %v", res, err)
 	}
 }
