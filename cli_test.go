@@ -132,3 +132,55 @@ func TestPublicURLPortWarning(t *testing.T) {
 		}
 	}
 }
+
+func TestDevMailboxExposureWarning(t *testing.T) {
+	for _, tc := range []struct {
+		ip   net.IP
+		smtp string
+		warn bool
+	}{
+		{net.IPv4(127, 0, 0, 1), "", false},
+		{net.IPv6zero, "", true},
+		{net.IPv4(10, 1, 2, 3), "", true},
+		{net.IPv6zero, "smtp://mail.example.com:587", false},
+	} {
+		var buf bytes.Buffer
+		cfg := config{PublicURL: "http://localhost:8080", SMTPURL: tc.smtp}
+		warnListen(cfg, &net.TCPAddr{IP: tc.ip, Port: 8080}, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "dev mailbox"); got != tc.warn {
+			t.Errorf("%v smtp=%q: warned %v, want %v", tc.ip, tc.smtp, got, tc.warn)
+		}
+	}
+}
+
+func TestHealthURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		":8080":            "http://127.0.0.1:8080/healthz",
+		"0.0.0.0:8080":     "http://127.0.0.1:8080/healthz",
+		"[::]:9000":        "http://127.0.0.1:9000/healthz",
+		"127.0.0.1:8080":   "http://127.0.0.1:8080/healthz",
+		"10.1.2.3:80":      "http://10.1.2.3:80/healthz",
+		"[::1]:8080":       "http://[::1]:8080/healthz",
+		"localhost:8080":   "http://localhost:8080/healthz",
+		"no-port-here":     "",
+		"127.0.0.1:8080:1": "",
+	} {
+		got, err := healthURL(addr, false)
+		if want == "" {
+			if err == nil {
+				t.Errorf("%q: want an error, got %s", addr, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("%q: %s %v, want %s", addr, got, err, want)
+		}
+	}
+	if got, _ := healthURL(":8080", true); got != "http://127.0.0.1:8080/readyz" {
+		t.Errorf("-ready: %s", got)
+	}
+	var out, errOut bytes.Buffer
+	if code := cli(context.Background(), []string{"healthcheck", "-addr", "nonsense"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 {
+		t.Errorf("bad address: exit %d %s", code, errOut.String())
+	}
+}

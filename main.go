@@ -240,7 +240,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("latchkey listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "db", cfg.DB)
-	warnPublicURLPort(cfg.PublicURL, ln.Addr(), log)
+	warnListen(cfg, ln.Addr(), log)
 	stopMetrics, err := startMetrics(cfg, st, log)
 	if err != nil {
 		_ = srv.Close()

@@ -85,6 +85,15 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// warnListen warns about listen settings that are likely mistakes.
+func warnListen(cfg config, addr net.Addr, log *slog.Logger) {
+	warnPublicURLPort(cfg.PublicURL, addr, log)
+	if tcp, ok := addr.(*net.TCPAddr); ok && cfg.SMTPURL == "" && !tcp.IP.IsLoopback() {
+		log.Warn("the dev mailbox (no LATCHKEY_SMTP_URL) shows plaintext passwords to portal admins and Latchkey listens beyond loopback: set LATCHKEY_SMTP_URL before real users arrive",
+			"addr", addr.String())
+	}
+}
+
 // warnPublicURLPort warns when the public URL names another port than the
 // one Latchkey listens on: right behind a reverse proxy, a mistake
 // otherwise (every link in every email would lead nowhere).
