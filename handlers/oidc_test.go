@@ -570,6 +570,9 @@ func TestOIDCDiscoveryAndJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := a.events.ofType(oidc.EventSigningKeyRotated); len(got) != 1 || !strings.Contains(got[0].JSON, kid) {
+		t.Fatalf("rotation events: %+v", got)
+	}
 	after := kids()
 	if len(after) != 2 || after[0] != kid+"/RS256" || after[1] != before[0] {
 		t.Fatalf("JWKS after rotation: %v (was %v, new %s)", after, before, kid)

@@ -20,6 +20,7 @@ const (
 	EventApplicationCreated = "admin.application.created"
 	EventApplicationUpdated = "admin.application.updated"
 	EventApplicationDeleted = "admin.application.deleted"
+	EventSigningKeyRotated  = "admin.signing_key.rotated"
 )
 
 // Scopes lists the scopes an application may be allowed, in order.
@@ -249,13 +250,8 @@ func (p *Provider) DeleteApp(ctx context.Context, actor account.Actor, id string
 // RotateKey makes a new signing key (RS256 or ES256) from the portal;
 // the old one stays in JWKS until its tokens expire.
 func (p *Provider) RotateKey(ctx context.Context, actor account.Actor, alg string) (string, error) {
-	id, err := p.keys.Rotate(ctx, alg)
-	if err != nil {
-		return "", err
-	}
-	err = p.st.InTx(ctx, func(tx *store.Tx) error {
-		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: "admin.signing_key.rotated",
-			Payload: map[string]any{"signing_key": map[string]any{"kid": id, "alg": alg}}})
+	return p.keys.rotate(ctx, alg, func(tx *store.Tx, kid, alg string) error {
+		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: EventSigningKeyRotated,
+			Payload: map[string]any{"signing_key": map[string]any{"kid": kid, "alg": alg}}})
 	})
-	return id, err
 }
