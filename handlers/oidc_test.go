@@ -214,6 +214,12 @@ func (a *oidcApp) signedIn(email string) (*testApp, *account.User) {
 func TestOIDCAuthorizeErrorPages(t *testing.T) {
 	a := newOIDCApp(t)
 	b, _ := a.signedIn("pages@example.com")
+	// The public app has a token before it is disabled; disabling revokes it.
+	tr := a.token(url.Values{"grant_type": {"authorization_code"}, "code": {a.code(b, authorizeQuery(a.public.ID))}, "redirect_uri": {rpRedirect},
+		"code_verifier": {testVerifier}, "client_id": {a.public.ID}}, "", "")
+	if st, _ := a.userinfo(tr.AccessToken); st != http.StatusOK {
+		t.Fatalf("userinfo before disable: %d", st)
+	}
 	if _, err := a.prov.UpdateApp(context.Background(), account.SystemActor, a.public.ID,
 		oidc.AppInput{Name: "Acme SPA", RedirectURIs: rpRedirect, Disabled: true}); err != nil {
 		t.Fatal(err)
@@ -241,8 +247,14 @@ func TestOIDCAuthorizeErrorPages(t *testing.T) {
 		})
 	}
 	var n int
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM oidc_auth_requests`).Scan(&n); err != nil || n != 0 {
+	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM oidc_auth_requests WHERE code_hash IS NULL`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("auth requests stored: %d, %v", n, err)
+	}
+	if st, _ := a.userinfo(tr.AccessToken); st == http.StatusOK {
+		t.Fatal("a disabled app's access token still works")
+	}
+	if n, m := a.liveTokens(); n != 0 || m != 0 {
+		t.Fatalf("live tokens of the disabled app: %d access, %d refresh", n, m)
 	}
 }
 

@@ -177,7 +177,7 @@ func (p *Provider) Apps(ctx context.Context) ([]store.OIDCClient, error) {
 }
 
 // UpdateApp saves an edit (the client type and secret stay). Disabling an
-// application stops its sign-ins and tokens at once.
+// application stops its sign-ins at once and revokes its tokens.
 func (p *Provider) UpdateApp(ctx context.Context, actor account.Actor, id string, in AppInput) (*store.OIDCClient, error) {
 	var c *store.OIDCClient
 	err := p.st.InTx(ctx, func(tx *store.Tx) error {
@@ -188,12 +188,18 @@ func (p *Provider) UpdateApp(ctx context.Context, actor account.Actor, id string
 			return err
 		}
 		in.Confidential = c.Confidential
+		wasDisabled := c.Disabled
 		if err := validate(in, c); err != nil {
 			return err
 		}
 		c.UpdatedAt = p.now()
 		if err := tx.UpdateOIDCClient(ctx, c); err != nil {
 			return err
+		}
+		if c.Disabled && !wasDisabled {
+			if err := tx.RevokeOIDCClientTokens(ctx, c.ID, c.UpdatedAt); err != nil {
+				return err
+			}
 		}
 		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: EventApplicationUpdated, Payload: appPayload(c)})
 	})
