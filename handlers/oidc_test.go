@@ -634,3 +634,28 @@ func TestOIDCCORS(t *testing.T) {
 		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
 	}
 }
+
+// TestOIDCClaimsFollowScopes: userinfo returns what the granted scopes
+// name, and an app asking for a scope it is not allowed gets it dropped.
+func TestOIDCClaimsFollowScopes(t *testing.T) {
+	a := newOIDCApp(t)
+	b, u := a.signedIn("claims@example.com")
+	tr := a.exchange(a.code(b, authorizeQuery(a.conf.ID, "scope", "openid email profile")), testVerifier)
+	st, ui := a.userinfo(tr.AccessToken)
+	if st != http.StatusOK || ui["sub"] != u.ID || ui["email"] != "claims@example.com" || ui["email_verified"] != false || ui["updated_at"] == nil {
+		t.Fatalf("userinfo: %d %v", st, ui)
+	}
+	if _, ok := ui["phone_number"]; ok {
+		t.Fatalf("phone claims without the phone scope: %v", ui)
+	}
+	if tr.RefreshToken != "" {
+		t.Fatal("a refresh token without offline_access")
+	}
+	// The public app is not allowed "profile": it is dropped.
+	tr = a.token(url.Values{"grant_type": {"authorization_code"}, "code": {a.code(b, authorizeQuery(a.public.ID, "scope", "openid profile"))},
+		"redirect_uri": {rpRedirect}, "code_verifier": {testVerifier}, "client_id": {a.public.ID}}, "", "")
+	st, ui = a.userinfo(tr.AccessToken)
+	if st != http.StatusOK || ui["sub"] != u.ID || ui["updated_at"] != nil || ui["email"] != nil {
+		t.Fatalf("userinfo with a dropped scope: %d %v", st, ui)
+	}
+}
