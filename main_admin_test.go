@@ -248,4 +248,3 @@ func TestEnvAdminIgnoredWhenAdminsExistIsLogged(t *testing.T) {
 		t.Fatalf("the ignored admin was created:\n%s", r.stdout)
 	}
 }
-

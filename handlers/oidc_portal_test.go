@@ -208,3 +208,30 @@ func TestApplicationsPortal(t *testing.T) {
 		t.Fatalf("signed out: %d %s", r.Status, r.Location)
 	}
 }
+
+// TestApplicationsPortalPublicApp: a public app gets no secret (none is
+// shown, and rotating one is refused with a message); the form keeps the
+// type and refuses a custom scheme.
+func TestApplicationsPortalPublicApp(t *testing.T) {
+	a := newOIDCApp(t)
+	a.loginAdmin()
+	a.get("/portal/applications/new")
+	r := a.post("/portal/applications", url.Values{"name": {"Notes SPA"}, "client_type": {"public"}, "redirect_uris": {"myapp://callback"}})
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r.Body, "must start with https://")
+	r = a.post("/portal/applications", url.Values{"name": {"Notes SPA"}, "client_type": {"public"}, "redirect_uris": {"http://[::1]:5173/cb"}})
+	wantStatus(t, r, http.StatusSeeOther)
+	page := a.get(r.Location)
+	wantStatus(t, page, http.StatusOK)
+	if strings.Contains(page.Body, `id="client-secret"`) || tokenCodeRE("client-id").FindStringSubmatch(page.Body) == nil {
+		t.Fatal("public app page: secret shown or no client ID")
+	}
+	wantContains(t, page.Body, "has no secret: it must use PKCE")
+	id := strings.TrimPrefix(r.Location, "/portal/applications/")
+	r = a.post("/portal/applications/"+id+"/secret", nil)
+	wantStatus(t, r, http.StatusSeeOther)
+	wantContains(t, a.get(r.Location).Body, "A public application has no secret.")
+	if app, _ := a.prov.App(context.Background(), id); app.Confidential || app.SecretHash != "" {
+		t.Fatalf("public app stored as %+v", app)
+	}
+}

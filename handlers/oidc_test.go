@@ -214,6 +214,12 @@ func (a *oidcApp) signedIn(email string) (*testApp, *account.User) {
 func TestOIDCAuthorizeErrorPages(t *testing.T) {
 	a := newOIDCApp(t)
 	b, _ := a.signedIn("pages@example.com")
+	// The public app has a token before it is disabled; disabling revokes it.
+	tr := a.token(url.Values{"grant_type": {"authorization_code"}, "code": {a.code(b, authorizeQuery(a.public.ID))}, "redirect_uri": {rpRedirect},
+		"code_verifier": {testVerifier}, "client_id": {a.public.ID}}, "", "")
+	if st, _ := a.userinfo(tr.AccessToken); st != http.StatusOK {
+		t.Fatalf("userinfo before disable: %d", st)
+	}
 	if _, err := a.prov.UpdateApp(context.Background(), account.SystemActor, a.public.ID,
 		oidc.AppInput{Name: "Acme SPA", RedirectURIs: rpRedirect, Disabled: true}); err != nil {
 		t.Fatal(err)
@@ -241,8 +247,14 @@ func TestOIDCAuthorizeErrorPages(t *testing.T) {
 		})
 	}
 	var n int
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM oidc_auth_requests`).Scan(&n); err != nil || n != 0 {
+	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM oidc_auth_requests WHERE code_hash IS NULL`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("auth requests stored: %d, %v", n, err)
+	}
+	if st, _ := a.userinfo(tr.AccessToken); st == http.StatusOK {
+		t.Fatal("a disabled app's access token still works")
+	}
+	if n, m := a.liveTokens(); n != 0 || m != 0 {
+		t.Fatalf("live tokens of the disabled app: %d access, %d refresh", n, m)
 	}
 }
 
@@ -570,6 +582,9 @@ func TestOIDCDiscoveryAndJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := a.events.ofType(oidc.EventSigningKeyRotated); len(got) != 1 || !strings.Contains(got[0].JSON, kid) {
+		t.Fatalf("rotation events: %+v", got)
+	}
 	after := kids()
 	if len(after) != 2 || after[0] != kid+"/RS256" || after[1] != before[0] {
 		t.Fatalf("JWKS after rotation: %v (was %v, new %s)", after, before, kid)
@@ -617,5 +632,30 @@ func TestOIDCCORS(t *testing.T) {
 	res.Body.Close()
 	if res.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:5173" || res.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
+	}
+}
+
+// TestOIDCClaimsFollowScopes: userinfo returns what the granted scopes
+// name, and an app asking for a scope it is not allowed gets it dropped.
+func TestOIDCClaimsFollowScopes(t *testing.T) {
+	a := newOIDCApp(t)
+	b, u := a.signedIn("claims@example.com")
+	tr := a.exchange(a.code(b, authorizeQuery(a.conf.ID, "scope", "openid email profile")), testVerifier)
+	st, ui := a.userinfo(tr.AccessToken)
+	if st != http.StatusOK || ui["sub"] != u.ID || ui["email"] != "claims@example.com" || ui["email_verified"] != false || ui["updated_at"] == nil {
+		t.Fatalf("userinfo: %d %v", st, ui)
+	}
+	if _, ok := ui["phone_number"]; ok {
+		t.Fatalf("phone claims without the phone scope: %v", ui)
+	}
+	if tr.RefreshToken != "" {
+		t.Fatal("a refresh token without offline_access")
+	}
+	// The public app is not allowed "profile": it is dropped.
+	tr = a.token(url.Values{"grant_type": {"authorization_code"}, "code": {a.code(b, authorizeQuery(a.public.ID, "scope", "openid profile"))},
+		"redirect_uri": {rpRedirect}, "code_verifier": {testVerifier}, "client_id": {a.public.ID}}, "", "")
+	st, ui = a.userinfo(tr.AccessToken)
+	if st != http.StatusOK || ui["sub"] != u.ID || ui["updated_at"] != nil || ui["email"] != nil {
+		t.Fatalf("userinfo with a dropped scope: %d %v", st, ui)
 	}
 }

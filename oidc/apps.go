@@ -20,6 +20,7 @@ const (
 	EventApplicationCreated = "admin.application.created"
 	EventApplicationUpdated = "admin.application.updated"
 	EventApplicationDeleted = "admin.application.deleted"
+	EventSigningKeyRotated  = "admin.signing_key.rotated"
 )
 
 // Scopes lists the scopes an application may be allowed, in order.
@@ -176,7 +177,7 @@ func (p *Provider) Apps(ctx context.Context) ([]store.OIDCClient, error) {
 }
 
 // UpdateApp saves an edit (the client type and secret stay). Disabling an
-// application stops its sign-ins and tokens at once.
+// application stops its sign-ins at once and revokes its tokens.
 func (p *Provider) UpdateApp(ctx context.Context, actor account.Actor, id string, in AppInput) (*store.OIDCClient, error) {
 	var c *store.OIDCClient
 	err := p.st.InTx(ctx, func(tx *store.Tx) error {
@@ -187,12 +188,18 @@ func (p *Provider) UpdateApp(ctx context.Context, actor account.Actor, id string
 			return err
 		}
 		in.Confidential = c.Confidential
+		wasDisabled := c.Disabled
 		if err := validate(in, c); err != nil {
 			return err
 		}
 		c.UpdatedAt = p.now()
 		if err := tx.UpdateOIDCClient(ctx, c); err != nil {
 			return err
+		}
+		if c.Disabled && !wasDisabled {
+			if err := tx.RevokeOIDCClientTokens(ctx, c.ID, c.UpdatedAt); err != nil {
+				return err
+			}
 		}
 		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: EventApplicationUpdated, Payload: appPayload(c)})
 	})
@@ -249,13 +256,8 @@ func (p *Provider) DeleteApp(ctx context.Context, actor account.Actor, id string
 // RotateKey makes a new signing key (RS256 or ES256) from the portal;
 // the old one stays in JWKS until its tokens expire.
 func (p *Provider) RotateKey(ctx context.Context, actor account.Actor, alg string) (string, error) {
-	id, err := p.keys.Rotate(ctx, alg)
-	if err != nil {
-		return "", err
-	}
-	err = p.st.InTx(ctx, func(tx *store.Tx) error {
-		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: "admin.signing_key.rotated",
-			Payload: map[string]any{"signing_key": map[string]any{"kid": id, "alg": alg}}})
+	return p.keys.rotate(ctx, alg, func(tx *store.Tx, kid, alg string) error {
+		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: EventSigningKeyRotated,
+			Payload: map[string]any{"signing_key": map[string]any{"kid": kid, "alg": alg}}})
 	})
-	return id, err
 }

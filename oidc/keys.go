@@ -120,6 +120,11 @@ func newKey(alg string) (*signingKey, error) {
 // the current one, which stays in JWKS until the tokens it signed expire.
 // It returns the new key's ID.
 func (kr *Keyring) Rotate(ctx context.Context, alg string) (string, error) {
+	return kr.rotate(ctx, alg, nil)
+}
+
+// rotate is Rotate with inTx run in the same transaction (the event).
+func (kr *Keyring) rotate(ctx context.Context, alg string, inTx func(tx *store.Tx, kid, alg string) error) (string, error) {
 	k, err := newKey(alg)
 	if err != nil {
 		return "", err
@@ -140,9 +145,13 @@ func (kr *Keyring) Rotate(ctx context.Context, alg string) (string, error) {
 		if err := tx.RetireOIDCKeys(ctx, now); err != nil {
 			return err
 		}
-		// A new key's created_at must sort after the one it replaces even
-		// within one millisecond.
-		return tx.InsertOIDCKey(ctx, &store.OIDCKey{ID: k.id, Alg: string(k.alg), PrivateKey: sealed, CreatedAt: now})
+		if err := tx.InsertOIDCKey(ctx, &store.OIDCKey{ID: k.id, Alg: string(k.alg), PrivateKey: sealed, CreatedAt: now}); err != nil {
+			return err
+		}
+		if inTx != nil {
+			return inTx(tx, k.id, string(k.alg))
+		}
+		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("oidc: rotate signing key: %w", err)

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -156,6 +157,7 @@ func (p *Provider) SetNow(now func() time.Time) { p.now = now; p.keys.now = now 
 // requests are counted and logged.
 func (p *Provider) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), clientMemoKey{}, &clientMemo{}))
 		if r.URL.Path != TokenPath {
 			p.op.ServeHTTP(w, r)
 			return
@@ -486,4 +488,35 @@ func jsonDescription(b []byte, e *oidc.Error) bool {
 	}
 	e.Description = v.Description
 	return true
+}
+
+// clientMemo keeps the application read once in a request: the library
+// asks for it several times per token request (lookup, then secret).
+type clientMemo struct {
+	mu sync.Mutex
+	c  map[string]*store.OIDCClient
+}
+
+type clientMemoKey struct{}
+
+// clientByID reads an application, once per request.
+func (p *Provider) clientByID(ctx context.Context, id string) (*store.OIDCClient, error) {
+	m, _ := ctx.Value(clientMemoKey{}).(*clientMemo)
+	if m == nil {
+		return p.st.OIDCClientByID(ctx, id)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.c[id]; ok {
+		return c, nil
+	}
+	c, err := p.st.OIDCClientByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.c == nil {
+		m.c = map[string]*store.OIDCClient{}
+	}
+	m.c[id] = c
+	return c, nil
 }

@@ -383,7 +383,7 @@ func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
 }
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.p.st.OIDCClientByID(ctx, id)
+	c, err := s.p.clientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errClientNotFound
 	} else if err != nil {
@@ -399,7 +399,7 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 // constant time; an unknown client costs the same hash and compare.
 func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	got := hashSecret(secret)
-	c, err := s.p.st.OIDCClientByID(ctx, id)
+	c, err := s.p.clientByID(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return oidc.ErrServerError().WithParent(err)
 	}

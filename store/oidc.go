@@ -437,3 +437,14 @@ func (t *Tx) OIDCRefreshTokenChain(ctx context.Context, id string) (chainID, cli
 	err = t.q.QueryRowContext(ctx, `SELECT chain_id, client_id FROM oidc_refresh_tokens WHERE id = ?`, id).Scan(&chainID, &clientID)
 	return chainID, clientID, mapErr("oidc refresh token chain", err)
 }
+
+// RevokeOIDCClientTokens revokes every token issued to an application
+// (it was disabled).
+func (t *Tx) RevokeOIDCClientTokens(ctx context.Context, clientID string, now time.Time) error {
+	for _, table := range []string{"oidc_refresh_tokens", "oidc_access_tokens"} {
+		if _, err := t.q.ExecContext(ctx, `UPDATE `+table+` SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL`, ms(now), clientID); err != nil {
+			return mapErr("revoke oidc client tokens", err)
+		}
+	}
+	return nil
+}
