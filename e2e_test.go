@@ -133,6 +133,9 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-first-run", true),
 		chromedp.WindowSize(1280, 900),
+		// Chromium can take longer than chromedp's 20 s default to open
+		// its DevTools socket on a busy 2-core machine.
+		chromedp.WSURLReadTimeout(90*time.Second),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)

@@ -133,7 +133,7 @@ func (e *Engine) Close() {
 // Warm starts a worker now, if none is idle, so the first run does not
 // pay for a process start (a blocking hook's first Create User).
 func (e *Engine) Warm() error {
-	w, err := e.worker()
+	w, _, err := e.worker()
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (e *Engine) Run(ctx context.Context, c *Compiled, input json.RawMessage, ti
 // Check loads the module and checks that its default export is a
 // function, running nothing else: what saving a hook asks.
 func (e *Engine) Check(ctx context.Context, c *Compiled) error {
-	_, err := e.run(ctx, c, nil, 2*time.Second, true)
+	_, err := e.run(ctx, c, nil, 5*time.Second, true)
 	return err
 }
 
@@ -201,6 +201,10 @@ func (e *Engine) RunSMS(ctx context.Context, c *Compiled, p SMSPayload) error {
 // its worker is killed.
 const grace = 500 * time.Millisecond
 
+// workerStartAllowance is added to the backstop of a run on a worker
+// process that was started for it.
+const workerStartAllowance = 15 * time.Second
+
 func (e *Engine) run(ctx context.Context, c *Compiled, input json.RawMessage, timeout time.Duration, check bool) (*Result, error) {
 	res := &Result{}
 	start := time.Now()
@@ -220,9 +224,10 @@ func (e *Engine) run(ctx context.Context, c *Compiled, input json.RawMessage, ti
 
 	m := message{T: msgRun, Key: c.Key, Input: input, TimeoutMS: timeout.Milliseconds(), Check: check}
 	var w *worker
+	var fresh bool
 	for try := 0; ; try++ {
 		var err error
-		if w, err = e.worker(); err != nil {
+		if w, fresh, err = e.worker(); err != nil {
 			return res, &RunError{ErrCrashed, "The hook runner could not start: " + err.Error()}
 		}
 		m.Code = ""
@@ -243,7 +248,15 @@ func (e *Engine) run(ctx context.Context, c *Compiled, input json.RawMessage, ti
 	w.seen[c.Key] = true
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hard := time.NewTimer(timeout + grace)
+	// The worker enforces the time limit itself from when the run starts;
+	// this timer is the backstop that kills it. A worker just started
+	// still has to start its runtime first (seconds on a busy machine, or
+	// under the race detector), which is not the hook's time.
+	backstop := timeout + grace
+	if fresh {
+		backstop += workerStartAllowance
+	}
+	hard := time.NewTimer(backstop)
 	defer hard.Stop()
 	for {
 		select {
@@ -387,11 +400,11 @@ func (w *worker) kill() {
 }
 
 // worker takes an idle worker or starts one.
-func (e *Engine) worker() (*worker, error) {
+func (e *Engine) worker() (w *worker, fresh bool, err error) {
 	e.mu.Lock()
 	if e.done {
 		e.mu.Unlock()
-		return nil, errors.New("engine closed")
+		return nil, false, errors.New("engine closed")
 	}
 	for len(e.idle) > 0 {
 		w := e.idle[len(e.idle)-1]
@@ -402,10 +415,11 @@ func (e *Engine) worker() (*worker, error) {
 		default:
 		}
 		e.mu.Unlock()
-		return w, nil
+		return w, false, nil
 	}
 	e.mu.Unlock()
-	return e.start()
+	w, err = e.start()
+	return w, true, err
 }
 
 // release puts a worker back for the next run, or stops it when enough
