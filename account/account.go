@@ -117,6 +117,8 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	policy atomic.Pointer[Policy]
+	// revokers end other kinds of sessions with RevokeAllSessions (sessions.go).
+	revokers []SessionRevoker
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }

@@ -248,6 +248,7 @@ func (s *Service) Session(ctx context.Context, token string) (*Session, error) {
 		_ = s.store.DeleteUserSession(ctx, h)
 		return nil, sessionEnded()
 	}
+	s.touchSession(ctx, us)
 	return &Session{UserID: us.UserID, Restricted: us.Restricted, tokenHash: h}, nil
 }
 

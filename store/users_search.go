@@ -186,13 +186,34 @@ func (t *Tx) ListUsers(ctx context.Context, p ListUsersParams) ([]UserSummary, e
 	if p.Limit <= 0 {
 		p.Limit = 50
 	}
+	var out []UserSummary
+	err := t.EachUser(ctx, p, func(s *UserSummary) error {
+		out = append(out, *s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Before != "" {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, nil
+}
+
+// EachUser streams the users p selects to fn, newest first (oldest first
+// with Before), at most p.Limit of them (all with Limit 0), from one
+// query: the export uses it to write a million users without holding
+// them. fn must not keep the pointer; an error from fn stops the walk.
+func (t *Tx) EachUser(ctx context.Context, p ListUsersParams, fn func(*UserSummary) error) error {
 	now := p.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	from, seq, where, args, err := t.userMatch(ctx, p)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	order := seq + " DESC"
 	if p.Before != "" {
@@ -210,23 +231,26 @@ func (t *Tx) ListUsers(ctx context.Context, p ListUsersParams) ([]UserSummary, e
 	}
 	args = append([]any{ms(now)}, args...)
 	query := `SELECT ` + summaryCols + `, EXISTS (SELECT 1 FROM login_lockouts l WHERE l.user_id = u.id AND l.locked_until > ?)
-		FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`
-	args = append(args, p.Limit)
+		FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order
+	if p.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
 	rows, err := t.q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, mapErr("list users", err)
+		return mapErr("list users", err)
 	}
 	defer rows.Close()
-	var out []UserSummary
+	var s UserSummary
+	var created, updated int64
+	var last, exp sql.NullInt64
+	var ids sql.NullString
 	for rows.Next() {
-		var s UserSummary
-		var created, updated int64
-		var last, exp sql.NullInt64
-		var ids sql.NullString
+		s = UserSummary{}
 		if err := rows.Scan(&s.Seq, &s.ID, &created, &updated, &last, &s.IsDisabled, &s.DisableReason,
 			&s.Name, &s.GivenName, &s.FamilyName,
 			&exp, &s.HasPassword, &ids, &s.EmailFailed, &s.Locked); err != nil {
-			return nil, mapErr("list users", err)
+			return mapErr("list users", err)
 		}
 		s.CreatedAt, s.UpdatedAt, s.LastLoginAt, s.ExpireAfter = fromMS(created), fromMS(updated), timePtr(last), timePtr(exp)
 		if ids.String != "" {
@@ -237,17 +261,11 @@ func (t *Tx) ListUsers(ctx context.Context, p ListUsersParams) ([]UserSummary, e
 			}
 		}
 		s.Cursor = strconv.FormatInt(s.Seq, 10)
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr("list users", err)
-	}
-	if p.Before != "" {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
+		if err := fn(&s); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return mapErr("list users", rows.Err())
 }
 
 // CountUsersMatching counts the users a search matches (all users when
