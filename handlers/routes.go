@@ -47,6 +47,7 @@ func (s *Server) routes(e *echo.Echo) {
 	s.adminAPIRoutes(e, a)
 
 	s.authUIRoutes(e, a)
+	s.usersManageRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {
