@@ -226,7 +226,16 @@ func TestPortalBulkRequirePasswordChange(t *testing.T) {
 		page := a.get("/portal/users?q=bulk")
 		wantContains(t, page.Body, "All users matching “bulk”")
 		nEvents := len(a.events.all())
-		r := a.post("/portal/users/bulk/require-password-change", url.Values{"scope": {"all"}, "q": {"bulk"}})
+		// Wide: a confirm page says how many first, and changes nothing.
+		confirm := a.post("/portal/users/bulk/require-password-change", url.Values{"scope": {"all"}, "q": {"bulk"}})
+		wantStatus(t, confirm, http.StatusOK)
+		wantContains(t, confirm.Body, "Require a password change from 451 users?", `name="confirm" value="yes"`)
+		for _, id := range ids[2:] {
+			if expired(id) {
+				t.Fatal("the confirm page changed a user")
+			}
+		}
+		r := a.post("/portal/users/bulk/require-password-change", url.Values{"scope": {"all"}, "q": {"bulk"}, "confirm": {"yes"}})
 		wantStatus(t, r, http.StatusSeeOther)
 		if r.Location != "/portal/users?q=bulk" {
 			t.Errorf("back to %q", r.Location)

@@ -126,3 +126,23 @@
     });
   });
 })();
+
+// Users list (issue 14): the header checkbox selects every row of the page.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-select-all]").forEach(function (all) {
+    var name = all.getAttribute("data-select-all");
+    var boxes = function () { return document.querySelectorAll('input[type="checkbox"][name="' + name + '"]'); };
+    all.hidden = false;
+    all.addEventListener("change", function () {
+      boxes().forEach(function (b) { b.checked = all.checked; });
+    });
+    document.addEventListener("change", function (ev) {
+      if (ev.target === all || ev.target.name !== name) return;
+      var list = boxes(), on = 0;
+      list.forEach(function (b) { if (b.checked) on++; });
+      all.checked = on === list.length;
+      all.indeterminate = on > 0 && on < list.length;
+    });
+  });
+})();
