@@ -16,5 +16,6 @@ func init() {
 		TypeInfo{Type: account.EventUserProfileUpdated, Description: "A user's name attributes were changed"},
 		TypeInfo{Type: account.EventUserSessionsRevoked, Description: "A user was signed out of one or more sessions"},
 		TypeInfo{Type: account.EventAdminIdentity, Description: "An admin added, changed or removed a login ID", AuditOnly: true},
+		TypeInfo{Type: account.EventAdminExportUsers, Description: "An admin exported users", AuditOnly: true},
 	)
 }
