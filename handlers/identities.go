@@ -182,3 +182,21 @@ func (s *Server) flashRedirect(c echo.Context, kind, msg, path string) error {
 	}
 	return c.Redirect(http.StatusSeeOther, path)
 }
+
+// home sends "/" to the portal for a browser that has a portal session
+// cookie (an admin), and to the end users' sign-in page for everyone else.
+func (s *Server) home(c echo.Context) error {
+	if ck, err := c.Cookie(portalCookie); err == nil && ck.Value != "" {
+		return c.Redirect(http.StatusFound, "/portal/users")
+	}
+	return c.Redirect(http.StatusFound, "/login")
+}
+
+// homeFor is the start page an error page links to: the portal's for
+// portal paths, the end users' sign-in for the rest.
+func homeFor(path string) string {
+	if strings.HasPrefix(path, "/portal") {
+		return "/portal/users"
+	}
+	return "/login"
+}

@@ -21,7 +21,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.Use(securityHeaders)
 
 	e.GET("/healthz", s.healthz)
-	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })
+	e.GET("/", s.home)
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
 
 	// Portal: admins only, its own cookie, CSRF on every form.

@@ -69,7 +69,8 @@
     var auto = form.querySelector("#mode-auto");
     var pw = form.querySelector("#password");
     var placeholders = { email: "user@example.com", phone: "+14155550100", username: "username" };
-    var sync = function () {
+    var sendChoice = send.checked && (form.querySelector('input[name="passwordMode"]:checked') || {}).value === "manual";
+    var sync = function (ev) {
       var kind = (form.querySelector('input[name="loginIDKey"]:checked') || {}).value;
       var mode = (form.querySelector('input[name="passwordMode"]:checked') || {}).value;
       var isEmail = kind === "email";
@@ -78,8 +79,10 @@
       form.querySelector('[data-hint-for="mode-auto"]').hidden = isEmail;
       if (!isEmail && mode === "auto") { form.querySelector("#mode-manual").checked = true; mode = "manual"; }
       send.disabled = !(isEmail && mode === "manual");
-      if (mode === "auto") send.checked = true;
-      if (mode === "none") send.checked = false;
+      // Auto forces "send" on and None off; back on manual, the admin's
+      // own choice (unchecked unless they ticked it) comes back.
+      if (ev && ev.target === send) sendChoice = send.checked;
+      send.checked = mode === "auto" ? true : mode === "none" ? false : sendChoice && !send.disabled;
       send.closest("label").classList.toggle("is-disabled", send.disabled && mode !== "auto");
       form.querySelector('[data-hint-for="sendPassword"]').hidden = isEmail && mode !== "none";
       expire.disabled = mode === "none";
@@ -144,5 +147,19 @@
       all.checked = on === list.length;
       all.indeterminate = on > 0 && on < list.length;
     });
+  });
+})();
+
+// Portal menu at narrow widths (issue 14): a real button with
+// aria-expanded, reachable by keyboard; Escape closes it.
+(function () {
+  "use strict";
+  var btn = document.querySelector(".nav-toggle-btn");
+  if (!btn) return;
+  btn.hidden = false;
+  var set = function (open) { btn.setAttribute("aria-expanded", open ? "true" : "false"); };
+  btn.addEventListener("click", function () { set(btn.getAttribute("aria-expanded") !== "true"); });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && btn.getAttribute("aria-expanded") === "true") { set(false); btn.focus(); }
   });
 })();
