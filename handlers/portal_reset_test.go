@@ -282,17 +282,29 @@ func TestPortalAPIKeys(t *testing.T) {
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantContains(t, r.Body, "Give the key a name")
 
+	// Post/Redirect/Get: the POST answer carries no token, the page it
+	// redirects to shows it once, and reloading shows it no more and
+	// creates no second key.
+	keysBefore, _ := a.acct.ListAPIKeys(context.Background())
 	r = a.post("/portal/api-keys", url.Values{"name": {"billing-sync"}})
-	wantStatus(t, r, http.StatusCreated)
-	m := regexp.MustCompile(`<code class="token" id="new-api-key">(lk_[0-9a-f]{32}_[A-Za-z0-9_-]{43})</code>`).FindStringSubmatch(r.Body)
-	if m == nil {
-		t.Fatalf("no token shown: %s", r.Body)
+	wantStatus(t, r, http.StatusSeeOther)
+	if r.Location != "/portal/api-keys" || strings.Contains(r.Body, "lk_") {
+		t.Fatalf("create answer: %q %q", r.Location, r.Body)
 	}
+	shown := a.get(r.Location)
+	m := regexp.MustCompile(`<code class="token" id="new-api-key">(lk_[0-9a-f]{32}_[A-Za-z0-9_-]{43})</code>`).FindStringSubmatch(shown.Body)
+	if m == nil {
+		t.Fatalf("no token shown: %s", shown.Body)
+	}
+	wantContains(t, shown.Body, `data-copy="new-api-key"`)
 	token := m[1]
 	// Shown once: the list page does not have it.
 	page = a.get("/portal/api-keys")
 	if strings.Contains(page.Body, token) || strings.Contains(page.Body, token[36:]) {
 		t.Error("token shown again")
+	}
+	if keysAfter, _ := a.acct.ListAPIKeys(context.Background()); len(keysAfter) != len(keysBefore)+1 {
+		t.Errorf("%d keys after one create and two reloads, want %d", len(keysAfter), len(keysBefore)+1)
 	}
 	// It works, and the page shows when it was last used.
 	if res := a.gqlAuth("Bearer "+token, `{ users { totalCount } }`, nil); res.Status != http.StatusOK {

@@ -163,3 +163,19 @@
     if (ev.key === "Escape" && btn.getAttribute("aria-expanded") === "true") { set(false); btn.focus(); }
   });
 })();
+
+// Copy buttons (issue 14): copy a shown-once secret to the clipboard.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-copy]").forEach(function (btn) {
+    var target = document.getElementById(btn.getAttribute("data-copy"));
+    if (!target || !navigator.clipboard) return;
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+        btn.textContent = "Copied";
+        setTimeout(function () { btn.textContent = "Copy"; }, 2000);
+      });
+    });
+  });
+})();

@@ -94,7 +94,7 @@ func APIKeys(l LayoutData, p APIKeysPage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</code></p><p class=\"hint\">Send it as <code>Authorization: Bearer &lt;key&gt;</code> to <code>POST /_api/admin/graphql</code>.</p></section>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</code> <button type=\"button\" class=\"btn btn-secondary btn-small js-only\" hidden data-copy=\"new-api-key\">Copy</button></p><p class=\"hint\">Send it as <code>Authorization: Bearer &lt;key&gt;</code> to <code>POST /_api/admin/graphql</code>.</p></section>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
