@@ -67,6 +67,9 @@ func (s *Server) apiKeysCreate(c echo.Context) error {
 }
 
 func (s *Server) apiKeyRevoke(c echo.Context) error {
+	if c.FormValue("confirm") != "yes" {
+		return s.apiKeyRevokeConfirm(c)
+	}
 	err := s.acct.RevokeAPIKey(c.Request().Context(), s.adminActor(c), c.Param("id"))
 	if e, ok := account.AsError(err); ok {
 		return echo.NewHTTPError(http.StatusNotFound, e.Message)

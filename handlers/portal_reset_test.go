@@ -311,12 +311,18 @@ func TestPortalAPIKeys(t *testing.T) {
 		t.Fatalf("new key: %d %s", res.Status, res.Raw)
 	}
 	page = a.get("/portal/api-keys")
-	row := regexp.MustCompile(`(?s)<tr data-key-id="[0-9a-f]+"><td>billing-sync<br>.*?</tr>`).FindString(page.Body)
+	row := regexp.MustCompile(`(?s)<tr data-key-id="[0-9a-f]+"><td data-label="Name">billing-sync<br>.*?</tr>`).FindString(page.Body)
 	if row == "" || strings.Contains(row, "Never") || !strings.Contains(row, "from 127.0.0.1") {
 		t.Errorf("row after use: %s", row)
 	}
 	id := token[3:35]
 	r = a.post("/portal/api-keys/"+id+"/revoke", nil)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r.Body, "Revoke the key “billing-sync”?", `name="confirm" value="yes"`)
+	if res := a.gqlAuth("Bearer "+token, `{ users { totalCount } }`, nil); res.Status != http.StatusOK {
+		t.Fatalf("key revoked before the confirm: %d", res.Status)
+	}
+	r = a.post("/portal/api-keys/"+id+"/revoke", url.Values{"confirm": {"yes"}})
 	wantStatus(t, r, http.StatusSeeOther)
 	wantContains(t, a.get(r.Location).Body, "API key revoked", "Revoked")
 	if res := a.gqlAuth("Bearer "+token, `{ users { totalCount } }`, nil); res.Status != http.StatusUnauthorized {

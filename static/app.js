@@ -125,7 +125,10 @@
   "use strict";
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
+      if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); return; }
+      // Confirmed in the dialog: skip the server's confirm page.
+      var c = form.querySelector('input[name="confirm"]');
+      if (c) c.value = "yes";
     });
   });
 })();

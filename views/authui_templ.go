@@ -1275,7 +1275,7 @@ func UserSignInPanel(p LockoutPanel) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 95, "\" class=\"inline\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 95, "\" class=\"inline disable-form\" data-confirm=\"Disable this user? They are signed out and cannot sign in until enabled again.\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -1283,7 +1283,7 @@ func UserSignInPanel(p LockoutPanel) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 96, "<input type=\"text\" name=\"reason\" maxlength=\"500\" placeholder=\"Reason (optional)\" aria-label=\"Reason for disabling\"> <button type=\"submit\" class=\"btn btn-danger\">Disable</button></form>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 96, "<input type=\"hidden\" name=\"confirm\" value=\"\"> <input type=\"text\" name=\"reason\" maxlength=\"500\" placeholder=\"Reason (optional)\" aria-label=\"Reason for disabling\"> <button type=\"submit\" class=\"btn btn-danger\">Disable</button></form>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
