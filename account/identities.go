@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -275,3 +276,16 @@ func wrapAccountErr(op string, err error) error {
 
 // ProfileAttributes lists the editable attribute names.
 func ProfileAttributes() []string { return append([]string(nil), profileAttributes...) }
+
+// TemporaryPasswordEnds is when u's admin-set password, which u was asked
+// to change, stops signing in (see TemporaryPasswordLapsed); nil when it
+// never lapses.
+func (s *Service) TemporaryPasswordEnds(u *User) *time.Time {
+	days := s.Policy().TemporaryExpiryDays
+	p := u.Password
+	if days <= 0 || p == nil || !p.SetByAdmin || p.ExpireAfter == nil {
+		return nil
+	}
+	t := p.ExpireAfter.Add(time.Duration(days) * 24 * time.Hour)
+	return &t
+}

@@ -257,3 +257,19 @@ func TestRevokeSessions(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
+
+// TestGeneratedPasswordsAvoidLookAlikes: no 0, O, o, 1, l, I or | in
+// generated passwords, whatever the policy asks for.
+func TestGeneratedPasswordsAvoidLookAlikes(t *testing.T) {
+	for _, p := range []Policy{DefaultPolicy(), {MinLength: 64, UppercaseRequired: true, LowercaseRequired: true, DigitRequired: true, SymbolRequired: true}} {
+		for range 200 {
+			pw, err := GeneratePassword(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.ContainsAny(pw, "0Oo1lI|") {
+				t.Fatalf("look-alike character in %q", pw)
+			}
+		}
+	}
+}

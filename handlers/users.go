@@ -188,7 +188,7 @@ func (s *Server) userShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := views.UserPage{User: u, Now: s.acct.Now()}
+	p := views.UserPage{User: u, Now: s.acct.Now(), TempPasswordEnds: s.acct.TemporaryPasswordEnds(u)}
 	for _, panel := range s.userPanels {
 		comp, err := panel(c, u)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"latchkey/account"
 )
@@ -221,4 +222,25 @@ func (r *recEvents) ofType(typ string) []recordedEvent {
 		}
 	}
 	return out
+}
+
+// TestUserPageReviewFixes: the Reset Password screen of a phone user
+// names the phone number; the user page says when a temporary password
+// stops working.
+func TestUserPageReviewFixes(t *testing.T) {
+	a := newAPIApp(t)
+	a.loginAdmin()
+	u := a.createUser("phone", "+12125550110", "Passw0rd-long")
+	r := a.get("/portal/users/" + u.ID + "/reset-password")
+	wantContains(t, r.Body, `<strong id="reset-login-id">+1 212-555-0110</strong>`)
+	p := a.acct.Policy()
+	p.TemporaryExpiryDays = 3
+	if err := a.acct.SavePolicy(context.Background(), account.SystemActor, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.acct.ResetPassword(context.Background(), account.Actor{Kind: "admin"}, account.ResetPasswordInput{UserID: u.ID, Password: ptr("Another-passw0rd"), SetPasswordExpired: true}); err != nil {
+		t.Fatal(err)
+	}
+	ends := a.acct.Now().Add(72 * time.Hour).UTC().Format("2006-01-02 15:04 UTC")
+	wantContains(t, a.get("/portal/users/"+u.ID).Body, "This temporary password stops working on "+ends)
 }

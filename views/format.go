@@ -63,3 +63,12 @@ func displayLoginID(kind, value string) string {
 	}
 	return phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
 }
+
+// displayTitle shows a user's title (their first login ID) for people: a
+// phone number (E.164, starting with '+') in international format.
+func displayTitle(title string) string {
+	if len(title) > 1 && title[0] == '+' {
+		return displayLoginID("phone", title)
+	}
+	return title
+}
