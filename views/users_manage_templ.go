@@ -1179,7 +1179,7 @@ func sessionsTable(sessions []account.SessionInfo, now time.Time, csrf, revokeBa
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 83, "<div class=\"table-wrap\"><table class=\"table sessions-table\"><thead><tr><th>Browser</th><th>IP address</th><th>Signed in</th><th>Last seen</th><th><span class=\"visually-hidden\">Actions</span></th></tr></thead> <tbody>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 83, "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-label=\"Sessions\"><table class=\"table sessions-table\"><thead><tr><th>Browser</th><th>IP address</th><th>Signed in</th><th>Last seen</th><th><span class=\"visually-hidden\">Actions</span></th></tr></thead> <tbody>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
