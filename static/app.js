@@ -20,6 +20,7 @@
       var show = input.type === "password";
       input.type = show ? "text" : "password";
       btn.textContent = show ? "Hide" : "Show";
+      btn.setAttribute("aria-pressed", show ? "true" : "false");
     });
   });
 
@@ -39,6 +40,10 @@
           var failing = res.failing.indexOf(li.getAttribute("data-rule")) >= 0;
           li.classList.toggle("fail", failing);
           li.classList.toggle("pass", !failing);
+          // Say the state in words too, for screen readers (the list is aria-live).
+          var st = li.querySelector(".rule-state");
+          if (!st) { st = document.createElement("span"); st.className = "rule-state visually-hidden"; li.appendChild(st); }
+          st.textContent = failing ? ": not met" : ": met";
         });
       }).catch(function () {});
     }
@@ -55,7 +60,7 @@
         input.value = res.password;
         input.type = "text";
         var toggle = document.querySelector('[data-toggle-password="' + input.id + '"]');
-        if (toggle) toggle.textContent = "Hide";
+        if (toggle) { toggle.textContent = "Hide"; toggle.setAttribute("aria-pressed", "true"); }
         input.dispatchEvent(new Event("input"));
       });
     });
@@ -181,4 +186,26 @@
       });
     });
   });
+})();
+
+// Field errors (issue 14): tie each error to its field (aria-invalid,
+// aria-describedby) where the server did not, and move the focus to the
+// first invalid field so keyboard and screen-reader users land on it.
+(function () {
+  "use strict";
+  var first = null;
+  document.querySelectorAll(".field-error").forEach(function (err, i) {
+    var field = err.closest(".field, fieldset");
+    if (!field) return;
+    var input = field.querySelector("input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, textarea") ||
+      field.querySelector("input:not([type=hidden])");
+    if (!input) return;
+    if (!err.id) err.id = (input.id || "field") + "-error-" + i;
+    input.setAttribute("aria-invalid", "true");
+    var by = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (by.indexOf(err.id) < 0) by.push(err.id);
+    input.setAttribute("aria-describedby", by.join(" "));
+    if (!first) first = input;
+  });
+  if (first && !document.querySelector("[autofocus]")) first.focus();
 })();
