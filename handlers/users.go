@@ -16,9 +16,9 @@ import (
 const usersPageSize = 50
 
 // usersCountBound is where the Users list stops counting a search or a
-// filter and says "more than 10,000 users"; without either it counts
+// filter and says "More than 1,000 users"; without either it counts
 // every user exactly.
-const usersCountBound = 10_000
+const usersCountBound = 1_000
 
 // usersQuery reads the Users list's search and filters from the URL (or
 // a form), so the list, the bulk action and the export select the same users.

@@ -190,4 +190,4 @@ func BenchmarkSearch1M(b *testing.B) {
 }
 
 // countBoundForBench is the Users list's "about" bound.
-const countBoundForBench = 10_000
+const countBoundForBench = 1_000

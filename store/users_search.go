@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -101,28 +102,40 @@ func grams(q string) []string {
 	return out
 }
 
-// gramProbe is how many postings of a gram are counted to find the
-// rarest one; a gram with more counts as "common".
-const gramProbe = 2000
-
-// rarestGram picks the gram with the fewest users, counting each only up
-// to gramProbe, so the page query walks the shortest posting list.
-func (t *Tx) rarestGram(ctx context.Context, gs []string) (string, error) {
-	best, bestN := gs[0], -1
-	for _, g := range gs {
-		var n int
-		if err := t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM login_id_grams WHERE gram = ? LIMIT ?)`, g, gramProbe).Scan(&n); err != nil {
-			return "", mapErr("search grams", err)
-		}
-		if bestN < 0 || n < bestN {
-			best, bestN = g, n
-		}
-		if n == 0 {
-			break
-		}
+// gramsByRarity orders gs by how many users have each gram (from
+// gram_counts), rarest first, with each count; a gram no one has comes
+// first with 0.
+func (t *Tx) gramsByRarity(ctx context.Context, gs []string) ([]string, []int, error) {
+	list, args := inList(gs)
+	rows, err := t.q.QueryContext(ctx, `SELECT gram, n FROM gram_counts WHERE gram IN `+list, args...)
+	if err != nil {
+		return nil, nil, mapErr("search grams", err)
 	}
-	return best, nil
+	defer rows.Close()
+	counts := make(map[string]int, len(gs))
+	for rows.Next() {
+		var g string
+		var n int
+		if err := rows.Scan(&g, &n); err != nil {
+			return nil, nil, mapErr("search grams", err)
+		}
+		counts[g] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, mapErr("search grams", err)
+	}
+	out := append([]string(nil), gs...)
+	sort.SliceStable(out, func(i, j int) bool { return counts[out[i]] < counts[out[j]] })
+	ns := make([]int, len(out))
+	for i, g := range out {
+		ns[i] = counts[g]
+	}
+	return out, ns, nil
 }
+
+// gramChecks is how many further grams a candidate must also have (a
+// primary-key probe each) before its login IDs are read.
+const gramChecks = 3
 
 // userMatch builds the FROM and WHERE of a list, count or export query:
 // the users matching p's search and filters. The seq column is "seq".
@@ -141,14 +154,25 @@ func (t *Tx) userMatch(ctx context.Context, p ListUsersParams) (from, seq string
 		where = append(where, `EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.value_norm >= ? AND i.value_norm < ?)`)
 		args = append(args, q, prefixUpperBound(q))
 	default:
-		g, err := t.rarestGram(ctx, gs)
+		// Walk the rarest gram's users (newest first); each must have the
+		// next rarest grams too (index probes) and then really contain q.
+		ordered, counts, err := t.gramsByRarity(ctx, gs)
 		if err != nil {
 			return "", "", nil, nil, err
 		}
 		from = `login_id_grams g JOIN users u ON u.seq = g.user_seq LEFT JOIN passwords p ON p.user_id = u.id`
 		seq = "g.user_seq"
-		where = append(where, `g.gram = ?`, `EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND instr(i.value_norm, ?) > 0)`)
-		args = append(args, g, q)
+		if counts[0] == 0 {
+			where = append(where, `1 = 0`) // a gram no login ID has: nothing matches
+		}
+		where = append(where, `g.gram = ?`)
+		args = append(args, ordered[0])
+		for _, h := range ordered[1:min(len(ordered), 1+gramChecks)] {
+			where = append(where, `EXISTS (SELECT 1 FROM login_id_grams h WHERE h.gram = ? AND h.user_seq = g.user_seq)`)
+			args = append(args, h)
+		}
+		where = append(where, `EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND instr(i.value_norm, ?) > 0)`)
+		args = append(args, q)
 	}
 	f := p.Filters
 	if f.Disabled {

@@ -104,6 +104,14 @@ func TestSubstringSearch(t *testing.T) {
 	if err != nil || diff != 0 {
 		t.Fatalf("stale grams: %d %v", diff, err)
 	}
+	// And the counts the search picks its gram by match the postings.
+	err = s.db.QueryRow(`SELECT COUNT(*) FROM (
+		SELECT * FROM (SELECT gram, n FROM gram_counts WHERE n > 0 EXCEPT SELECT gram, COUNT(*) FROM login_id_grams GROUP BY gram)
+		UNION ALL
+		SELECT * FROM (SELECT gram, COUNT(*) FROM login_id_grams GROUP BY gram EXCEPT SELECT gram, n FROM gram_counts))`).Scan(&diff)
+	if err != nil || diff != 0 {
+		t.Fatalf("gram counts off: %d %v", diff, err)
+	}
 }
 
 // TestListFiltersPagingAndCount: filters combine with the search and
