@@ -189,6 +189,9 @@ func (s *Server) userShow(c echo.Context) error {
 		return err
 	}
 	p := views.UserPage{User: u, Now: s.acct.Now(), TempPasswordEnds: s.acct.TemporaryPasswordEnds(u)}
+	if p.EmailFailed, p.Locked, err = s.store.UserFlags(c.Request().Context(), u.ID, p.Now); err != nil {
+		return err
+	}
 	for _, panel := range s.userPanels {
 		comp, err := panel(c, u)
 		if err != nil {

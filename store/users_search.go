@@ -323,3 +323,12 @@ func (t *Tx) CountUsersBounded(ctx context.Context, p ListUsersParams, bound int
 	}
 	return n, bound <= 0 || n < bound, nil
 }
+
+// UserFlags reports the user page's status flags that live outside the
+// users row: a failed password email (as the Users list marks it) and a
+// sign-in lock at now.
+func (t *Tx) UserFlags(ctx context.Context, userID string, now time.Time) (emailFailed, locked bool, err error) {
+	err = t.q.QueryRowContext(ctx, `SELECT `+emailFailedCol+`, EXISTS (SELECT 1 FROM login_lockouts l WHERE l.user_id = u.id AND l.locked_until > ?)
+		FROM users u WHERE u.id = ?`, ms(now), userID).Scan(&emailFailed, &locked)
+	return emailFailed, locked, mapErr("user flags", err)
+}
