@@ -244,3 +244,21 @@ func TestUserPageReviewFixes(t *testing.T) {
 	ends := a.acct.Now().Add(72 * time.Hour).UTC().Format("2006-01-02 15:04 UTC")
 	wantContains(t, a.get("/portal/users/"+u.ID).Body, "This temporary password stops working on "+ends)
 }
+
+// TestAuditLogReadable: the audit log names the user by login ID, says
+// whether the admin acted in the portal or through the API, describes
+// the event type in words, and shows the IP.
+func TestAuditLogReadable(t *testing.T) {
+	a, _ := newEventsApp(t)
+	a.loginAdmin()
+	a.get("/portal/users/new")
+	r := a.post("/portal/users", url.Values{"loginIDKey": {"email"}, "loginID": {"audit.me@example.com"}, "passwordMode": {"manual"},
+		"password": {"Passw0rd-long"}})
+	wantStatus(t, r, http.StatusSeeOther)
+	page := a.get("/portal/audit-log?type=user.created")
+	wantStatus(t, page, http.StatusOK)
+	wantContains(t, page.Body, "audit.me@example.com</a>", "A user was created", "via Portal", "IP 127.0.0.1")
+	if regexp.MustCompile(`<code>[0-9a-f-]{36}</code></a>`).MatchString(page.Body) {
+		t.Error("the user column shows a UUID where a login ID is known")
+	}
+}
