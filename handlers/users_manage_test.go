@@ -262,3 +262,31 @@ func TestAuditLogReadable(t *testing.T) {
 		t.Error("the user column shows a UUID where a login ID is known")
 	}
 }
+
+// TestPolicySwitches: the policy page's on/off switches store 0 when off
+// (whatever number is typed), need 1 or more when on, and the guessable
+// levels are named.
+func TestPolicySwitches(t *testing.T) {
+	a := newTestApp(t)
+	a.loginAdmin()
+	page := a.get("/portal/settings/password-policy")
+	wantContains(t, page.Body, `role="switch"`, "3 – Somewhat guessable", "existing passwords keep working until they are changed")
+	form := url.Values{"min_length": {"8"}, "minimum_guessable_level": {"3"},
+		"history_size_switch": {"1"}, "history_size_on": {"true"}, "history_size": {"4"},
+		"history_days_switch": {"1"}, "history_days": {"90"},
+		"max_age_days_switch": {"1"}, "max_age_days": {"30"},
+		"temporary_expiry_days_switch": {"1"}, "temporary_expiry_days_on": {"true"}, "temporary_expiry_days": {"2"},
+		"lockout_threshold_switch": {"1"}, "lockout_threshold_on": {"true"}, "lockout_threshold": {"0"}}
+	r := a.post("/portal/settings/password-policy", form)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r.Body, "Enter 1 or more, or turn this off.")
+	if a.acct.Policy().HistorySize != 0 {
+		t.Fatal("an invalid form changed the policy")
+	}
+	form.Set("lockout_threshold", "5")
+	wantStatus(t, a.post("/portal/settings/password-policy", form), http.StatusSeeOther)
+	p := a.acct.Policy()
+	if p.HistorySize != 4 || p.HistoryDays != 0 || p.MaxAgeDays != 0 || p.TemporaryExpiryDays != 2 || p.LockoutThreshold != 5 || p.MinimumGuessableLevel != 3 {
+		t.Fatalf("policy %+v", p)
+	}
+}
