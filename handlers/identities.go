@@ -26,6 +26,7 @@ func (s *Server) usersManageRoutes(e *echo.Echo, a *echo.Group) {
 	a.POST("/users/:id/sessions/revoke-all", s.userSessionsRevokeAll)
 	s.sessionsRoutes(e)
 	s.exportRoutes(e, a)
+	s.webhooksEditRoutes(a)
 	s.userPanels = append([]userPanel{s.userProfilePanel}, s.userPanels...)
 	s.userPanels = append(s.userPanels, s.userSessionsPanel)
 }
