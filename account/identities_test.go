@@ -273,3 +273,26 @@ func TestGeneratedPasswordsAvoidLookAlikes(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordMailSaysWhenTemporaryPasswordEnds: a password email for a
+// password the user must change carries the moment it stops working.
+func TestPasswordMailSaysWhenTemporaryPasswordEnds(t *testing.T) {
+	s, m := newTestService(t)
+	ctx := context.Background()
+	p := s.Policy()
+	p.TemporaryExpiryDays = 3
+	if err := s.SavePolicy(ctx, SystemActor, p); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	if _, err := s.CreateUser(ctx, admin, CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "temp@example.com", Password: ptr(""), SendPassword: true, SetPasswordExpired: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, admin, CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "keep@example.com", Password: ptr(""), SendPassword: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.sent) != 2 || m.sent[0].ExpiresAt == nil || !m.sent[0].ExpiresAt.Equal(now.Add(72*time.Hour)) || m.sent[1].ExpiresAt != nil {
+		t.Fatalf("mails %+v", m.sent)
+	}
+}

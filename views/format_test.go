@@ -1,6 +1,7 @@
 package views
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,5 +28,18 @@ func TestUsersTotalAndRelTime(t *testing.T) {
 	}
 	if got := displayLoginID("email", "a@b.co"); got != "a@b.co" {
 		t.Errorf("email shown as %q", got)
+	}
+}
+
+func TestPasswordEmailSaysExpiry(t *testing.T) {
+	d := PasswordEmail{AppName: "Acme", LoginID: "a@b.co", Password: "x", MustChange: true, ExpiresAt: "2026-03-04 12:00 UTC"}
+	for _, text := range []string{NewUserEmailText(d), PasswordResetEmailText(d)} {
+		if !strings.Contains(text, "stops working on 2026-03-04 12:00 UTC") {
+			t.Errorf("no expiry in:\n%s", text)
+		}
+	}
+	d.ExpiresAt = ""
+	if strings.Contains(NewUserEmailText(d), "stops working") {
+		t.Error("expiry shown without one")
 	}
 }
