@@ -40,7 +40,7 @@ type UsersIndexPage struct {
 	// filters as a URL query (for the export link).
 	Filters store.UserFilters
 	Query   string
-	// Total is "1,234 users" (or "More than 10,000 users").
+	// Total is "1,234 users" (or "More than 1,000 users").
 	Total string
 	Now   time.Time
 	// NextURL links to the next page; empty on the last one.
@@ -342,7 +342,7 @@ func exportURL(query string) string {
 }
 
 // UsersTotal says how many users a list has: "1 user", "1,234 users", or
-// "More than 10,000 users" when the count stopped at its bound.
+// "More than 1,000 users" when the count stopped at its bound.
 func UsersTotal(n int, exact bool) string {
 	s := groupThousands(n)
 	switch {
