@@ -166,6 +166,18 @@ func BenchmarkSearch1M(b *testing.B) {
 			b.ReportMetric(float64(n), "rows")
 		})
 	}
+	for i, p := range searchBenchQueries {
+		b.Run(fmt.Sprintf("C%02d", i), func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				var err error
+				if n, _, err = s.CountUsersBounded(ctx, p, countBoundForBench); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n), "counted")
+		})
+	}
 	b.Run("CountBounded", func(b *testing.B) {
 		for b.Loop() {
 			for _, p := range searchBenchQueries {
