@@ -29,7 +29,8 @@ var ExportColumns = []string{"id", "email", "phone_number", "preferred_username"
 	"created_at", "updated_at", "last_login_at", "is_disabled", "disable_reason", "has_password", "must_change_password", "locked", "password_email_failed"}
 
 // ExportUsers writes every user params selects (search and filters; its
-// cursors and limit are ignored) to w as CSV or NDJSON, newest first,
+// cursors and limit are ignored) to w as CSV or NDJSON (by user ID, or
+// newest first with a search),
 // streaming from one query so a million users never sit in memory. It
 // records admin_api.export_users.executed with the count when done.
 func (s *Service) ExportUsers(ctx context.Context, actor Actor, w io.Writer, format string, params store.ListUsersParams) (int, error) {
