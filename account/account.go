@@ -57,6 +57,9 @@ type PasswordMail struct {
 	// Refused, when set, is why an abuse limit kept the text from being
 	// sent: the mailer records a failed message with this reason instead.
 	Refused string
+	// ExpiresAt is when a temporary password stops signing in (nil: it
+	// does not lapse); filled in from the policy as the mail is queued.
+	ExpiresAt *time.Time
 }
 
 // Password mail kinds.
@@ -134,6 +137,8 @@ type Service struct {
 	policy atomic.Pointer[Policy]
 	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
 	totpSealer *Sealer
+	// revokers end other kinds of sessions with RevokeAllSessions (sessions.go).
+	revokers []SessionRevoker
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }
@@ -153,8 +158,9 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, mailer: mailer, events: events, cfg: cfg, log: log,
+	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, events: events, cfg: cfg, log: log,
 		Now: func() time.Time { return time.Now().UTC() }}
+	s.SetMailer(mailer)
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
@@ -166,7 +172,13 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 
 // SetMailer replaces the mailer (tests swap in recorders; main passes the
 // outbox to New).
-func (s *Service) SetMailer(m Mailer) { s.mailer = m }
+func (s *Service) SetMailer(m Mailer) {
+	if m == nil {
+		s.mailer = nil
+		return
+	}
+	s.mailer = expiryMailer{Mailer: m, s: s}
+}
 
 // SetEvents replaces the event recorder (tests; main passes hooks to New).
 func (s *Service) SetEvents(e Events) {

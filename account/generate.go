@@ -6,11 +6,14 @@ import (
 	"math/big"
 )
 
+// The generator's alphabets leave out characters that look alike in
+// many fonts (0/O/o, 1/l/I, and | among the symbols), so a password read
+// from an email or a screen is typed right the first time.
 const (
-	lowerChars  = "abcdefghijklmnopqrstuvwxyz"
-	upperChars  = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	digitChars  = "0123456789"
-	symbolChars = "-~!@#$%^&*_+=`|(){}[:;\"'<>,.?]"
+	lowerChars  = "abcdefghijkmnpqrstuvwxyz"
+	upperChars  = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+	digitChars  = "23456789"
+	symbolChars = "-~!@#$%^&*_+=`(){}[:;\"'<>,.?]"
 )
 
 // errGenerate is returned when no policy-compliant password came out of the

@@ -279,6 +279,7 @@ func (s *Service) Session(ctx context.Context, token string) (*Session, error) {
 		_ = s.store.DeleteUserSession(ctx, h)
 		return nil, sessionEnded()
 	}
+	s.touchSession(ctx, us)
 	return &Session{UserID: us.UserID, Restricted: us.Restricted, CreatedAt: us.CreatedAt, tokenHash: h}, nil
 }
 

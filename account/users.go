@@ -218,6 +218,11 @@ func (s *Service) ListUsers(ctx context.Context, p store.ListUsersParams) ([]sto
 // webhooks: no password, no hash.
 func UserPayload(u *User) map[string]any {
 	attrs := map[string]any{"updated_at": u.UpdatedAt.Unix()}
+	for k, v := range map[string]string{"name": u.Name, "given_name": u.GivenName, "family_name": u.FamilyName} {
+		if v != "" {
+			attrs[k] = v
+		}
+	}
 	var ids []map[string]any
 	for _, i := range u.Identities {
 		switch i.Kind {

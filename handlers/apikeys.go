@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,38 +22,54 @@ func (s *Server) apiKeysPage(c echo.Context, p views.APIKeysPage) (views.APIKeys
 	return p, nil
 }
 
+// newAPIKeySession holds a just-created key's name and token in the
+// (encrypted, HttpOnly) portal session between the POST and the GET that
+// shows it, and is deleted by that GET: the token is shown exactly once,
+// and reloading the page neither shows it again nor creates a second key.
+const newAPIKeySession = "new_api_key"
+
 func (s *Server) apiKeysIndex(c echo.Context) error {
-	p, err := s.apiKeysPage(c, views.APIKeysPage{})
+	p := views.APIKeysPage{}
+	sess := portalSession(c)
+	if v, ok := sess.Values[newAPIKeySession].(string); ok {
+		p.NewName, p.NewToken, _ = strings.Cut(v, "\x00")
+		delete(sess.Values, newAPIKeySession)
+		if err := sess.Save(c.Request(), c.Response()); err != nil {
+			return err
+		}
+	}
+	p, err := s.apiKeysPage(c, p)
 	if err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.APIKeys(s.layout(c, "API keys", "api-keys"), p))
 }
 
-// apiKeysCreate creates a key and shows its token in the answer itself,
-// never through a redirect or the session, so it is shown exactly once.
+// apiKeysCreate creates a key and redirects (303) to the list, which
+// shows the token once (Post/Redirect/Get: a reload makes no second key).
 func (s *Server) apiKeysCreate(c echo.Context) error {
 	name := c.FormValue("name")
 	k, err := s.acct.CreateAPIKey(c.Request().Context(), s.adminActor(c), name)
-	p := views.APIKeysPage{Name: name}
-	status := http.StatusCreated
-	if err != nil {
-		fe := account.FieldErrors(err)
-		if fe == nil {
-			return err
-		}
-		p.NameError, status = fe["name"], http.StatusUnprocessableEntity
-	} else {
-		p = views.APIKeysPage{NewName: k.Key.Name, NewToken: k.Token}
+	if err == nil {
 		s.log.Info("api key created", "key_id", k.Key.ID, "name", k.Key.Name, "admin", s.adminActor(c).Name)
+		portalSession(c).Values[newAPIKeySession] = k.Key.Name + "\x00" + k.Token
+		return s.flashRedirect(c, "success", "API key created.", "/portal/api-keys")
 	}
+	fe := account.FieldErrors(err)
+	if fe == nil {
+		return err
+	}
+	p := views.APIKeysPage{Name: name, NameError: fe["name"]}
 	if p, err = s.apiKeysPage(c, p); err != nil {
 		return err
 	}
-	return render(c, status, views.APIKeys(s.layout(c, "API keys", "api-keys"), p))
+	return render(c, http.StatusUnprocessableEntity, views.APIKeys(s.layout(c, "API keys", "api-keys"), p))
 }
 
 func (s *Server) apiKeyRevoke(c echo.Context) error {
+	if c.FormValue("confirm") != "yes" {
+		return s.apiKeyRevokeConfirm(c)
+	}
 	err := s.acct.RevokeAPIKey(c.Request().Context(), s.adminActor(c), c.Param("id"))
 	if e, ok := account.AsError(err); ok {
 		return echo.NewHTTPError(http.StatusNotFound, e.Message)

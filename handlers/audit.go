@@ -62,9 +62,13 @@ func auditRow(e *store.Event) views.AuditRow {
 	} else {
 		r.JSON = string(raw)
 	}
+	auditDescribe(e, &r)
 	var cx hooks.Context
 	if json.Unmarshal(e.Context, &cx) == nil {
-		r.TriggeredBy = cx.TriggeredBy
+		r.TriggeredBy, r.IP = cx.TriggeredBy, cx.IPAddress
+		if cx.AuditContext != nil {
+			r.Via = auditVia(cx.AuditContext.ActorKind)
+		}
 		if ac := cx.AuditContext; ac != nil {
 			switch {
 			case ac.ActorName != "":

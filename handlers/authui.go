@@ -298,6 +298,9 @@ func (s *Server) authSettingsPage(c echo.Context, status int, errs map[string]st
 		return err
 	}
 	p := views.AuthSettingsPage{Identities: u.Identities, Rules: s.acct.Policy().Rules(), Errors: errs}
+	if p.Sessions, err = s.authSessionsSection(c); err != nil {
+		return err
+	}
 	return render(c, status, views.AuthSettings(s.authLayout(c, "Your account"), p))
 }
 

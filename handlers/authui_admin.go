@@ -49,6 +49,9 @@ func (s *Server) userLockoutClear(c echo.Context) error {
 }
 
 func (s *Server) userDisable(c echo.Context) error {
+	if c.FormValue("confirm") != "yes" {
+		return s.userDisableConfirm(c)
+	}
 	_, err := s.acct.SetDisabledStatus(c.Request().Context(), s.adminActor(c), c.Param("id"), true, c.FormValue("reason"))
 	return s.userActionDone(c, err, "User disabled. They can no longer sign in.", "#sign-in")
 }

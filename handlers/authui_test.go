@@ -721,13 +721,20 @@ func TestPortalDisableEnable(t *testing.T) {
 	if a.user(u.ID).IsDisabled {
 		t.Fatal("disabled without CSRF")
 	}
-	r := a.post("/portal/users/"+u.ID+"/disable", url.Values{"reason": {strings.Repeat("x", 501)}})
+	r := a.post("/portal/users/"+u.ID+"/disable", url.Values{"reason": {strings.Repeat("x", 501)}, "confirm": {"yes"}})
 	wantStatus(t, r, http.StatusSeeOther)
 	if a.user(u.ID).IsDisabled {
 		t.Fatal("disabled with a too-long reason")
 	}
 	wantContains(t, a.get("/portal/users/"+u.ID).Body, "at most 500 characters")
+	// Without confirm=yes (no JS), a confirm page asks first and nothing changes.
 	r = a.post("/portal/users/"+u.ID+"/disable", url.Values{"reason": {"left the company"}})
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r.Body, "Disable "+u.Email()+"?", `name="confirm" value="yes"`, `name="reason" value="left the company"`)
+	if a.user(u.ID).IsDisabled {
+		t.Fatal("disabled before the confirm")
+	}
+	r = a.post("/portal/users/"+u.ID+"/disable", url.Values{"reason": {"left the company"}, "confirm": {"yes"}})
 	wantStatus(t, r, http.StatusSeeOther)
 	page = a.get("/portal/users/" + u.ID)
 	wantContains(t, page.Body, "User disabled", "left the company", `action="/portal/users/`+u.ID+`/enable"`)

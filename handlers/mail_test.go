@@ -151,6 +151,8 @@ func TestFailedPasswordEmailIsShownAndMarkedInUsersList(t *testing.T) {
 	userPage := createViaPortal(t, a, createForm("email", "sam@example.com", "manual", "Passw0rd-sam", true, true))
 	page := waitPage(t, a, userPage, "Failed")
 	wantContains(t, page.Body, "550 5.0.0 5.1.1 Mailbox unavailable", "Reset the password to send a new one.")
+	// The user page's status shows the badge as the list does (issue 14).
+	wantContains(t, page.Body, `badge-danger">Password email failed`)
 	if strings.Contains(page.Body, "Retry now") {
 		t.Error("Retry now offered for a failed message whose password was discarded")
 	}

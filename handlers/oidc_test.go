@@ -434,6 +434,30 @@ func TestOIDCDisabledUser(t *testing.T) {
 	}
 }
 
+// TestOIDCSignOutAllSessionsRevokesAppTokens: an admin's "Sign out all
+// sessions" (account.RevokeAllSessions, used by the user page and the
+// Admin API's revokeAllSessions) ends the user's refresh tokens too.
+func TestOIDCSignOutAllSessionsRevokesAppTokens(t *testing.T) {
+	a := newOIDCApp(t)
+	ctx := context.Background()
+	b, u := a.signedIn("signout-all@example.com")
+	first := a.exchange(a.code(b, authorizeQuery(a.conf.ID)), testVerifier)
+	if first.RefreshToken == "" {
+		t.Fatalf("first exchange: %+v", first)
+	}
+	if _, m := a.liveTokens(); m == 0 {
+		t.Fatal("no live refresh token before the sign-out")
+	}
+	n, err := a.acct.RevokeAllSessions(ctx, account.SystemActor, u.ID)
+	if err != nil || n < 2 {
+		t.Fatalf("revoke all: %d %v (want the browser session and the refresh token)", n, err)
+	}
+	a.wantNothingIssued(a.refresh(first.RefreshToken), http.StatusBadRequest, "invalid_grant")
+	if _, m := a.liveTokens(); m != 0 {
+		t.Fatalf("%d live refresh tokens after sign out everywhere", m)
+	}
+}
+
 // TestOIDCReusedCode: a code works once; its second use is refused and
 // revokes the tokens the first use got.
 func TestOIDCReusedCode(t *testing.T) {

@@ -160,10 +160,30 @@ func TestHealthzAndRoot(t *testing.T) {
 	r := a.get("/healthz")
 	wantStatus(t, r, http.StatusOK)
 	wantContains(t, r.Body, `"ok"`)
+	// A stranger (an end user) goes to the users' sign-in, an admin to the portal.
+	r = a.get("/")
+	if r.Status != http.StatusFound || r.Location != "/login" {
+		t.Fatalf("/ for a stranger -> %d %q", r.Status, r.Location)
+	}
+	a.loginAdmin()
 	r = a.get("/")
 	if r.Status != http.StatusFound || r.Location != "/portal/users" {
-		t.Fatalf("/ -> %d %q", r.Status, r.Location)
+		t.Fatalf("/ for an admin -> %d %q", r.Status, r.Location)
 	}
+}
+
+// TestExpiredFormLinksEndUsersToLogin: the expired-form page of an Auth
+// UI form sends the user back to /login; a portal one to the portal.
+func TestExpiredFormLinksEndUsersToLogin(t *testing.T) {
+	a := newTestApp(t)
+	a.get("/login")
+	r := a.postRaw("/login", url.Values{"login_id": {"x"}, "password": {"y"}})
+	wantStatus(t, r, http.StatusForbidden)
+	wantContains(t, r.Body, "This form has expired", `href="/login"`)
+	a.get("/portal/login")
+	r = a.postRaw("/portal/login", url.Values{"email": {"x"}, "password": {"y"}})
+	wantStatus(t, r, http.StatusForbidden)
+	wantContains(t, r.Body, `href="/portal/users"`)
 }
 
 func mustURL(s string) *url.URL {

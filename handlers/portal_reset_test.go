@@ -226,7 +226,16 @@ func TestPortalBulkRequirePasswordChange(t *testing.T) {
 		page := a.get("/portal/users?q=bulk")
 		wantContains(t, page.Body, "All users matching “bulk”")
 		nEvents := len(a.events.all())
-		r := a.post("/portal/users/bulk/require-password-change", url.Values{"scope": {"all"}, "q": {"bulk"}})
+		// Wide: a confirm page says how many first, and changes nothing.
+		confirm := a.post("/portal/users/bulk/require-password-change", url.Values{"scope": {"all"}, "q": {"bulk"}})
+		wantStatus(t, confirm, http.StatusOK)
+		wantContains(t, confirm.Body, "Require a password change from 451 users?", `name="confirm" value="yes"`)
+		for _, id := range ids[2:] {
+			if expired(id) {
+				t.Fatal("the confirm page changed a user")
+			}
+		}
+		r := a.post("/portal/users/bulk/require-password-change", url.Values{"scope": {"all"}, "q": {"bulk"}, "confirm": {"yes"}})
 		wantStatus(t, r, http.StatusSeeOther)
 		if r.Location != "/portal/users?q=bulk" {
 			t.Errorf("back to %q", r.Location)
@@ -273,29 +282,47 @@ func TestPortalAPIKeys(t *testing.T) {
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantContains(t, r.Body, "Give the key a name")
 
+	// Post/Redirect/Get: the POST answer carries no token, the page it
+	// redirects to shows it once, and reloading shows it no more and
+	// creates no second key.
+	keysBefore, _ := a.acct.ListAPIKeys(context.Background())
 	r = a.post("/portal/api-keys", url.Values{"name": {"billing-sync"}})
-	wantStatus(t, r, http.StatusCreated)
-	m := regexp.MustCompile(`<code class="token" id="new-api-key">(lk_[0-9a-f]{32}_[A-Za-z0-9_-]{43})</code>`).FindStringSubmatch(r.Body)
-	if m == nil {
-		t.Fatalf("no token shown: %s", r.Body)
+	wantStatus(t, r, http.StatusSeeOther)
+	if r.Location != "/portal/api-keys" || strings.Contains(r.Body, "lk_") {
+		t.Fatalf("create answer: %q %q", r.Location, r.Body)
 	}
+	shown := a.get(r.Location)
+	m := regexp.MustCompile(`<code class="token" id="new-api-key">(lk_[0-9a-f]{32}_[A-Za-z0-9_-]{43})</code>`).FindStringSubmatch(shown.Body)
+	if m == nil {
+		t.Fatalf("no token shown: %s", shown.Body)
+	}
+	wantContains(t, shown.Body, `data-copy="new-api-key"`)
 	token := m[1]
 	// Shown once: the list page does not have it.
 	page = a.get("/portal/api-keys")
 	if strings.Contains(page.Body, token) || strings.Contains(page.Body, token[36:]) {
 		t.Error("token shown again")
 	}
+	if keysAfter, _ := a.acct.ListAPIKeys(context.Background()); len(keysAfter) != len(keysBefore)+1 {
+		t.Errorf("%d keys after one create and two reloads, want %d", len(keysAfter), len(keysBefore)+1)
+	}
 	// It works, and the page shows when it was last used.
 	if res := a.gqlAuth("Bearer "+token, `{ users { totalCount } }`, nil); res.Status != http.StatusOK {
 		t.Fatalf("new key: %d %s", res.Status, res.Raw)
 	}
 	page = a.get("/portal/api-keys")
-	row := regexp.MustCompile(`(?s)<tr data-key-id="[0-9a-f]+"><td>billing-sync<br>.*?</tr>`).FindString(page.Body)
+	row := regexp.MustCompile(`(?s)<tr data-key-id="[0-9a-f]+"><td data-label="Name">billing-sync<br>.*?</tr>`).FindString(page.Body)
 	if row == "" || strings.Contains(row, "Never") || !strings.Contains(row, "from 127.0.0.1") {
 		t.Errorf("row after use: %s", row)
 	}
 	id := token[3:35]
 	r = a.post("/portal/api-keys/"+id+"/revoke", nil)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r.Body, "Revoke the key “billing-sync”?", `name="confirm" value="yes"`)
+	if res := a.gqlAuth("Bearer "+token, `{ users { totalCount } }`, nil); res.Status != http.StatusOK {
+		t.Fatalf("key revoked before the confirm: %d", res.Status)
+	}
+	r = a.post("/portal/api-keys/"+id+"/revoke", url.Values{"confirm": {"yes"}})
 	wantStatus(t, r, http.StatusSeeOther)
 	wantContains(t, a.get(r.Location).Body, "API key revoked", "Revoked")
 	if res := a.gqlAuth("Bearer "+token, `{ users { totalCount } }`, nil); res.Status != http.StatusUnauthorized {

@@ -25,7 +25,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })
+	e.GET("/", s.home)
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
 
 	// Portal: admins only, its own cookie, CSRF on every form.
@@ -54,6 +54,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 	s.authUIRoutes(e, a)
 	s.oidcRoutes(e, a)
+	s.usersManageRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -175,7 +175,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		_ = c.JSON(code, map[string]any{"error": msg, "request_id": requestIDOf(c)})
 		return
 	}
-	l := views.LayoutData{Title: http.StatusText(code), AppName: s.cfg.AppName}
+	l := views.LayoutData{Title: http.StatusText(code), AppName: s.cfg.AppName, Home: homeFor(c.Request().URL.Path)}
 	if rerr := render(c, code, views.ErrorPageWithID(l, code, msg, requestIDOf(c))); rerr != nil {
 		s.log.Error("render error page", "err", rerr)
 	}

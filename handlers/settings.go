@@ -29,6 +29,21 @@ func (s *Server) policyUpdate(c echo.Context) error {
 		return n
 	}
 	check := func(name string) bool { return c.FormValue(name) == "true" }
+	// A number behind an on/off switch: off is 0, on needs 1 or more.
+	// Forms without the switch (API-like posts) send the number alone.
+	switched := func(name string) int {
+		if c.FormValue(name+"_switch") != "1" {
+			return num(name)
+		}
+		if !check(name + "_on") {
+			return 0
+		}
+		n := num(name)
+		if _, bad := errs[name]; !bad && n < 1 {
+			errs[name] = "Enter 1 or more, or turn this off."
+		}
+		return n
+	}
 	p := account.Policy{
 		MinLength:             num("min_length"),
 		UppercaseRequired:     check("uppercase_required"),
@@ -38,11 +53,11 @@ func (s *Server) policyUpdate(c echo.Context) error {
 		SymbolRequired:        check("symbol_required"),
 		MinimumGuessableLevel: num("minimum_guessable_level"),
 		ExcludedKeywords:      strings.Split(strings.ReplaceAll(c.FormValue("excluded_keywords"), "\r", ""), "\n"),
-		HistorySize:           num("history_size"),
-		HistoryDays:           num("history_days"),
-		MaxAgeDays:            num("max_age_days"),
-		TemporaryExpiryDays:   num("temporary_expiry_days"),
-		LockoutThreshold:      num("lockout_threshold"),
+		HistorySize:           switched("history_size"),
+		HistoryDays:           switched("history_days"),
+		MaxAgeDays:            switched("max_age_days"),
+		TemporaryExpiryDays:   switched("temporary_expiry_days"),
+		LockoutThreshold:      switched("lockout_threshold"),
 	}
 	if len(errs) == 0 {
 		err := s.acct.SavePolicy(c.Request().Context(), s.adminActor(c), p)

@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -57,9 +55,9 @@ func (s *Server) userDelete(c echo.Context) error {
 }
 
 // usersBulkActions is the Users list's bulk action bar.
-func (s *Server) usersBulkActions(c echo.Context, search string) templ.Component {
+func (s *Server) usersBulkActions(c echo.Context, search string, filters store.UserFilters) templ.Component {
 	csrfToken, _ := portalSession(c).Values[csrfKey].(string)
-	return views.UsersBulkActions(views.UsersBulk{CSRF: csrfToken, Search: search})
+	return views.UsersBulkActions(views.UsersBulk{CSRF: csrfToken, Search: search, Filters: usersQueryValues(search, filters)})
 }
 
 // bulkBatch is how many users one bulk transaction changes.
@@ -75,18 +73,28 @@ const maxBulkSelected = 1000
 func (s *Server) usersBulkRequirePasswordChange(c echo.Context) error {
 	ctx := c.Request().Context()
 	actor := s.adminActor(c)
-	q := strings.TrimSpace(c.FormValue("q"))
+	q, filters := usersQuery(c)
 	back := "/portal/users"
-	if q != "" {
-		back += "?" + url.Values{"q": {q}}.Encode()
+	if enc := usersQueryValues(q, filters).Encode(); enc != "" {
+		back += "?" + enc
 	}
 	var total account.BulkResult
 	add := func(r account.BulkResult) { total.Changed += r.Changed; total.Skipped += r.Skipped }
 	switch c.FormValue("scope") {
 	case "all":
+		// Wide: say how many users first and ask (a page without JS; a
+		// dialog with it posts the same confirm=yes).
+		if c.FormValue("confirm") != "yes" {
+			n, exact, err := s.store.CountUsersBounded(ctx, store.ListUsersParams{Search: q, Filters: filters, Now: s.acct.Now()}, 0)
+			if err != nil {
+				return err
+			}
+			return render(c, http.StatusOK, views.BulkConfirm(s.layout(c, "Require password change", "users"), views.BulkConfirmPage{
+				Search: q, Filters: usersQueryValues(q, filters), Count: views.UsersTotal(n, exact), Back: back}))
+		}
 		after := ""
 		for {
-			rows, err := s.store.ListUsers(ctx, store.ListUsersParams{Search: q, After: after, Limit: bulkBatch})
+			rows, err := s.store.ListUsers(ctx, store.ListUsersParams{Search: q, Filters: filters, After: after, Limit: bulkBatch, Now: s.acct.Now()})
 			if err != nil {
 				return err
 			}

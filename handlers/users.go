@@ -15,36 +15,91 @@ import (
 
 const usersPageSize = 50
 
-func (s *Server) usersIndex(c echo.Context) error {
-	q := strings.TrimSpace(c.QueryParam("q"))
+// usersCountBound is where the Users list stops counting a search or a
+// filter and says "More than 1,000 users"; without either it counts
+// every user exactly.
+const usersCountBound = 1_000
+
+// usersQuery reads the Users list's search and filters from the URL (or
+// a form), so the list, the bulk action and the export select the same users.
+func usersQuery(c echo.Context) (string, store.UserFilters) {
+	q := strings.TrimSpace(c.FormValue("q"))
 	if len(q) > 320 {
 		q = q[:320]
 	}
-	after := c.QueryParam("after")
-	rows, err := s.acct.ListUsers(c.Request().Context(), store.ListUsersParams{Search: q, After: after, Limit: usersPageSize + 1})
+	on := func(name string) bool { return c.FormValue(name) == "1" }
+	return q, store.UserFilters{Disabled: on("disabled"), MustChange: on("must_change"), Locked: on("locked"),
+		EmailFailed: on("email_failed"), NoPassword: on("no_password")}
+}
+
+// usersQueryValues is the URL query of a search and filters.
+func usersQueryValues(q string, f store.UserFilters) url.Values {
+	v := url.Values{}
+	if q != "" {
+		v.Set("q", q)
+	}
+	for name, on := range map[string]bool{"disabled": f.Disabled, "must_change": f.MustChange, "locked": f.Locked,
+		"email_failed": f.EmailFailed, "no_password": f.NoPassword} {
+		if on {
+			v.Set(name, "1")
+		}
+	}
+	return v
+}
+
+func (s *Server) usersIndex(c echo.Context) error {
+	ctx := c.Request().Context()
+	q, filters := usersQuery(c)
+	after, before := c.QueryParam("after"), c.QueryParam("before")
+	if after != "" {
+		before = ""
+	}
+	now := s.acct.Now()
+	params := store.ListUsersParams{Search: q, Filters: filters, After: after, Before: before, Limit: usersPageSize + 1, Now: now}
+	rows, err := s.acct.ListUsers(ctx, params)
 	if err != nil {
 		return err
 	}
-	p := views.UsersIndexPage{Search: q, BulkActions: s.usersBulkActions(c, q)}
-	if len(rows) > usersPageSize {
-		rows = rows[:usersPageSize]
-		v := url.Values{"after": {rows[len(rows)-1].Cursor}}
-		if q != "" {
-			v.Set("q", q)
+	base := usersQueryValues(q, filters)
+	p := views.UsersIndexPage{Search: q, Filters: filters, Query: base.Encode(), Now: now, BulkActions: s.usersBulkActions(c, q, filters)}
+	more := len(rows) > usersPageSize
+	if more {
+		if before != "" {
+			rows = rows[1:] // the extra row is the oldest-first walk's last: the top
+		} else {
+			rows = rows[:usersPageSize]
 		}
-		p.NextURL = "/portal/users?" + v.Encode()
 	}
-	if after != "" {
+	link := func(key, cursor string) string {
+		v := usersQueryValues(q, filters)
+		v.Set(key, cursor)
+		return "/portal/users?" + v.Encode()
+	}
+	if len(rows) > 0 {
+		// Next: more rows below, or we came here with Previous.
+		if (before == "" && more) || before != "" {
+			p.NextURL = link("after", rows[len(rows)-1].Cursor)
+		}
+		// Previous: we came with Next, or Previous found more above.
+		if after != "" || (before != "" && more) {
+			p.PrevURL = link("before", rows[0].Cursor)
+		}
+	}
+	if after != "" || before != "" {
 		p.FirstURL = "/portal/users"
-		if q != "" {
-			p.FirstURL += "?" + url.Values{"q": {q}}.Encode()
+		if enc := base.Encode(); enc != "" {
+			p.FirstURL += "?" + enc
 		}
 	}
-	now := s.acct.Now()
+	n, exact, err := s.store.CountUsersBounded(ctx, params, usersCountBound)
+	if err != nil {
+		return err
+	}
+	p.Total = views.UsersTotal(n, exact)
 	for _, r := range rows {
 		p.Users = append(p.Users, views.UserRow{
-			ID: r.ID, LoginIDs: r.LoginIDs, CreatedAt: r.CreatedAt, LastLoginAt: r.LastLoginAt, Disabled: r.IsDisabled,
-			MustChange: account.ExpiredAt(r.ExpireAfter, now), EmailFailed: r.EmailFailed,
+			ID: r.ID, LoginIDs: r.LoginIDs, Kinds: r.LoginIDKinds, CreatedAt: r.CreatedAt, LastLoginAt: r.LastLoginAt, Disabled: r.IsDisabled,
+			MustChange: account.ExpiredAt(r.ExpireAfter, now), EmailFailed: r.EmailFailed, Locked: r.Locked, NoPassword: !r.HasPassword,
 		})
 	}
 	s.markFailedTexts(c, p.Users)
@@ -134,7 +189,10 @@ func (s *Server) userShow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := views.UserPage{User: u, Now: s.acct.Now()}
+	p := views.UserPage{User: u, Now: s.acct.Now(), TempPasswordEnds: s.acct.TemporaryPasswordEnds(u)}
+	if p.EmailFailed, p.Locked, err = s.store.UserFlags(c.Request().Context(), u.ID, p.Now); err != nil {
+		return err
+	}
 	for _, panel := range s.userPanels {
 		comp, err := panel(c, u)
 		if err != nil {

@@ -292,7 +292,7 @@ func TestUsersListSearchAndPaging(t *testing.T) {
 	}
 	wantContains(t, r.Body, "Disabled")
 	r = a.get("/portal/users?q=nobody")
-	wantContains(t, r.Body, "No user has a login ID starting with")
+	wantContains(t, r.Body, "No user matches this search")
 }
 
 func TestPasswordPolicySettings(t *testing.T) {

@@ -369,12 +369,40 @@ type WebhookInput struct {
 // CreateWebhook validates and adds a webhook. It returns the signing
 // secret, the only time it is ever shown. The secret is stored encrypted.
 func (s *Service) CreateWebhook(ctx context.Context, actor account.Actor, in WebhookInput) (*store.Webhook, string, error) {
+	w, err := s.webhookFromInput(ctx, in)
+	if err != nil {
+		return nil, "", err
+	}
+	w.ID = uuid.NewString()
+	key, err := newSecretKey()
+	if err != nil {
+		return nil, "", err
+	}
+	if w.Secret, err = s.sealer.Seal(key, []byte(w.ID)); err != nil {
+		return nil, "", err
+	}
+	w.CreatedAt, w.UpdatedAt = s.Now(), s.Now()
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertWebhook(ctx, w); err != nil {
+			return err
+		}
+		return s.Record(ctx, tx, actor, account.Event{Type: WebhookCreated, Payload: webhookPayload(&w)})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("hooks: create webhook: %w", err)
+	}
+	return &w, FormatSecret(key), nil
+}
+
+// webhookFromInput validates in and returns the webhook it describes
+// (without ID, secret or times): CreateWebhook and UpdateWebhook share it.
+func (s *Service) webhookFromInput(ctx context.Context, in WebhookInput) (store.Webhook, error) {
 	var errs []*account.Error
 	u := strings.TrimSpace(in.URL)
 	if msg := s.cfg.Outbound.CheckURL(ctx, u); msg != "" {
 		errs = append(errs, &account.Error{Name: "Invalid", Reason: account.ReasonValidationFailed, Field: "url", Message: msg})
 	}
-	w := store.Webhook{ID: uuid.NewString(), URL: u, Kind: store.WebhookNonBlocking, Enabled: true}
+	w := store.Webhook{URL: u, Kind: store.WebhookNonBlocking, Enabled: true}
 	if in.Blocking {
 		w.Kind = store.WebhookBlocking
 		w.Events = []string{UserPreCreate}
@@ -398,27 +426,7 @@ func (s *Service) CreateWebhook(ctx context.Context, actor account.Actor, in Web
 			errs = append(errs, &account.Error{Name: "Invalid", Reason: account.ReasonValidationFailed, Field: "events", Message: "Choose at least one event, or All events."})
 		}
 	}
-	if err := account.JoinErrors(errs); err != nil {
-		return nil, "", err
-	}
-	key, err := newSecretKey()
-	if err != nil {
-		return nil, "", err
-	}
-	if w.Secret, err = s.sealer.Seal(key, []byte(w.ID)); err != nil {
-		return nil, "", err
-	}
-	w.CreatedAt, w.UpdatedAt = s.Now(), s.Now()
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertWebhook(ctx, w); err != nil {
-			return err
-		}
-		return s.Record(ctx, tx, actor, account.Event{Type: WebhookCreated, Payload: webhookPayload(&w)})
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("hooks: create webhook: %w", err)
-	}
-	return &w, FormatSecret(key), nil
+	return w, account.JoinErrors(errs)
 }
 
 func webhookPayload(w *store.Webhook) map[string]any {

@@ -166,6 +166,7 @@ type sealed struct {
 	LoginID    string `json:"login_id,omitempty"`
 	Password   string `json:"password,omitempty"`
 	MustChange bool   `json:"must_change,omitempty"`
+	ExpiresAt  int64  `json:"expires_at,omitempty"` // unix seconds: the temporary password stops working
 	Code       string `json:"code,omitempty"`
 	Link       string `json:"link,omitempty"`
 	CodeTTL    int64  `json:"code_ttl,omitempty"`
@@ -226,7 +227,7 @@ func (o *Outbox) QueuePassword(ctx context.Context, tx *store.Tx, m account.Pass
 	if m.Channel == store.ChannelSMS {
 		return o.queueText(ctx, tx, m.Kind, m.UserID, m.To, m.Refused, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange, ValidDays: m.ValidDays})
 	}
-	return o.queue(ctx, tx, m.Kind, m.UserID, m.To, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange})
+	return o.queue(ctx, tx, m.Kind, m.UserID, m.To, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange, ExpiresAt: unixOrZero(m.ExpiresAt)})
 }
 
 // QueueForgotPassword implements account.Mailer for the forgot-password
@@ -279,7 +280,7 @@ func (o *Outbox) render(ctx context.Context, m *store.OutboxMessage) (Message, e
 	switch m.Kind {
 	case account.MailNewUser, account.MailPasswordReset:
 		d := views.PasswordEmail{AppName: o.cfg.AppName, LoginID: s.LoginID, Password: s.Password,
-			SignInURL: o.cfg.PublicURL + "/login", MustChange: s.MustChange}
+			SignInURL: o.cfg.PublicURL + "/login", MustChange: s.MustChange, ExpiresAt: expiresText(s.ExpiresAt)}
 		if m.Kind == account.MailNewUser {
 			err = views.NewUserEmailHTML(d).Render(ctx, &buf)
 			msg.Text = views.NewUserEmailText(d)

@@ -20,6 +20,7 @@
       var show = input.type === "password";
       input.type = show ? "text" : "password";
       btn.textContent = show ? "Hide" : "Show";
+      btn.setAttribute("aria-pressed", show ? "true" : "false");
     });
   });
 
@@ -39,6 +40,10 @@
           var failing = res.failing.indexOf(li.getAttribute("data-rule")) >= 0;
           li.classList.toggle("fail", failing);
           li.classList.toggle("pass", !failing);
+          // Say the state in words too, for screen readers (the list is aria-live).
+          var st = li.querySelector(".rule-state");
+          if (!st) { st = document.createElement("span"); st.className = "rule-state visually-hidden"; li.appendChild(st); }
+          st.textContent = failing ? ": not met" : ": met";
         });
       }).catch(function () {});
     }
@@ -55,7 +60,7 @@
         input.value = res.password;
         input.type = "text";
         var toggle = document.querySelector('[data-toggle-password="' + input.id + '"]');
-        if (toggle) toggle.textContent = "Hide";
+        if (toggle) { toggle.textContent = "Hide"; toggle.setAttribute("aria-pressed", "true"); }
         input.dispatchEvent(new Event("input"));
       });
     });
@@ -69,7 +74,8 @@
     var auto = form.querySelector("#mode-auto");
     var pw = form.querySelector("#password");
     var placeholders = { email: "user@example.com", phone: "+14155550100", username: "username" };
-    var sync = function () {
+    var sendChoice = send.checked && (form.querySelector('input[name="passwordMode"]:checked') || {}).value === "manual";
+    var sync = function (ev) {
       var kind = (form.querySelector('input[name="loginIDKey"]:checked') || {}).value;
       var mode = (form.querySelector('input[name="passwordMode"]:checked') || {}).value;
       // An email gets the password by email, a phone by text message (issue 10).
@@ -81,8 +87,10 @@
       form.querySelector('[data-hint-for="mode-auto"]').hidden = isEmail;
       if (!isEmail && mode === "auto") { form.querySelector("#mode-manual").checked = true; mode = "manual"; }
       send.disabled = !(isEmail && mode === "manual");
-      if (mode === "auto") send.checked = true;
-      if (mode === "none") send.checked = false;
+      // Auto forces "send" on and None off; back on manual, the admin's
+      // own choice (unchecked unless they ticked it) comes back.
+      if (ev && ev.target === send) sendChoice = send.checked;
+      send.checked = mode === "auto" ? true : mode === "none" ? false : sendChoice && !send.disabled;
       send.closest("label").classList.toggle("is-disabled", send.disabled && mode !== "auto");
       form.querySelector('[data-hint-for="sendPassword"]').hidden = isEmail && mode !== "none";
       expire.disabled = mode === "none";
@@ -125,23 +133,82 @@
   "use strict";
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
+      if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); return; }
+      // Confirmed in the dialog: skip the server's confirm page.
+      var c = form.querySelector('input[name="confirm"]');
+      if (c) c.value = "yes";
     });
   });
 })();
 
-// Applications (OpenID Connect): buttons marked data-copy copy the text of
-// the element with that ID (client ID, client secret) to the clipboard.
+// Users list (issue 14): the header checkbox selects every row of the page.
 (function () {
   "use strict";
-  document.querySelectorAll("button[data-copy]").forEach(function (btn) {
+  document.querySelectorAll("[data-select-all]").forEach(function (all) {
+    var name = all.getAttribute("data-select-all");
+    var boxes = function () { return document.querySelectorAll('input[type="checkbox"][name="' + name + '"]'); };
+    all.hidden = false;
+    all.addEventListener("change", function () {
+      boxes().forEach(function (b) { b.checked = all.checked; });
+    });
+    document.addEventListener("change", function (ev) {
+      if (ev.target === all || ev.target.name !== name) return;
+      var list = boxes(), on = 0;
+      list.forEach(function (b) { if (b.checked) on++; });
+      all.checked = on === list.length;
+      all.indeterminate = on > 0 && on < list.length;
+    });
+  });
+})();
+
+// Portal menu at narrow widths (issue 14): a real button with
+// aria-expanded, reachable by keyboard; Escape closes it.
+(function () {
+  "use strict";
+  var btn = document.querySelector(".nav-toggle-btn");
+  if (!btn) return;
+  btn.hidden = false;
+  var set = function (open) { btn.setAttribute("aria-expanded", open ? "true" : "false"); };
+  btn.addEventListener("click", function () { set(btn.getAttribute("aria-expanded") !== "true"); });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && btn.getAttribute("aria-expanded") === "true") { set(false); btn.focus(); }
+  });
+})();
+
+// Copy buttons (issue 14): copy a shown-once secret to the clipboard.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-copy]").forEach(function (btn) {
+    var target = document.getElementById(btn.getAttribute("data-copy"));
+    if (!target || !navigator.clipboard) return;
+    btn.hidden = false;
     btn.addEventListener("click", function () {
-      var el = document.getElementById(btn.getAttribute("data-copy"));
-      if (!el || !navigator.clipboard) return;
-      navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+      navigator.clipboard.writeText(target.textContent.trim()).then(function () {
         btn.textContent = "Copied";
-        setTimeout(function () { btn.textContent = "Copy"; }, 1500);
+        setTimeout(function () { btn.textContent = "Copy"; }, 2000);
       });
     });
   });
+})();
+
+// Field errors (issue 14): tie each error to its field (aria-invalid,
+// aria-describedby) where the server did not, and move the focus to the
+// first invalid field so keyboard and screen-reader users land on it.
+(function () {
+  "use strict";
+  var first = null;
+  document.querySelectorAll(".field-error").forEach(function (err, i) {
+    var field = err.closest(".field, fieldset");
+    if (!field) return;
+    var input = field.querySelector("input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, textarea") ||
+      field.querySelector("input:not([type=hidden])");
+    if (!input) return;
+    if (!err.id) err.id = (input.id || "field") + "-error-" + i;
+    input.setAttribute("aria-invalid", "true");
+    var by = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (by.indexOf(err.id) < 0) by.push(err.id);
+    input.setAttribute("aria-describedby", by.join(" "));
+    if (!first) first = input;
+  });
+  if (first && !document.querySelector("[autofocus]")) first.focus();
 })();

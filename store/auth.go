@@ -81,6 +81,8 @@ type UserSession struct {
 	UserAgent  string
 	// UserDisabled is filled in by UserSessionByHash.
 	UserDisabled bool
+	// LastSeenAt is the session's last request (CreatedAt until the first).
+	LastSeenAt time.Time
 }
 
 // InsertUserSession stores a new session.
@@ -94,13 +96,18 @@ func (t *Tx) InsertUserSession(ctx context.Context, s UserSession) error {
 func (t *Tx) UserSessionByHash(ctx context.Context, hash string, now time.Time) (*UserSession, error) {
 	var s UserSession
 	var created, expires int64
-	err := t.q.QueryRowContext(ctx, `SELECT s.token_hash, s.user_id, s.restricted, s.created_at, s.expires_at, s.ip, s.user_agent, u.is_disabled
+	var seen sql.NullInt64
+	err := t.q.QueryRowContext(ctx, `SELECT s.token_hash, s.user_id, s.restricted, s.created_at, s.expires_at, s.ip, s.user_agent, u.is_disabled, s.last_seen_at
 		FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?`, hash, ms(now)).
-		Scan(&s.TokenHash, &s.UserID, &s.Restricted, &created, &expires, &s.IP, &s.UserAgent, &s.UserDisabled)
+		Scan(&s.TokenHash, &s.UserID, &s.Restricted, &created, &expires, &s.IP, &s.UserAgent, &s.UserDisabled, &seen)
 	if err != nil {
 		return nil, mapErr("user session", err)
 	}
 	s.CreatedAt, s.ExpiresAt = fromMS(created), fromMS(expires)
+	s.LastSeenAt = s.CreatedAt
+	if seen.Valid {
+		s.LastSeenAt = fromMS(seen.Int64)
+	}
 	return &s, nil
 }
 

@@ -76,5 +76,5 @@ func BenchmarkListUsers1M(b *testing.B) {
 	run("DeepPage", ListUsersParams{Limit: 51, After: "500000"}, 51)
 	run("PrefixSearchNarrow", ListUsersParams{Search: "USER012345", Limit: 51}, 10)
 	run("PrefixSearchBroad", ListUsersParams{Search: "user", Limit: 51}, 51)
-	run("PrefixSearchNextPage", ListUsersParams{Search: "user05", Limit: 51, After: "user0512345@example.com\x0000000000-0000-4000-8000-000000512345"}, 51)
+	run("SearchNextPage", ListUsersParams{Search: "user05", Limit: 51, After: "505000"}, 51)
 }

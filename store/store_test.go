@@ -118,8 +118,7 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 }
 
 // TestSearchListsEachUserOnce: a user with two login IDs matching the
-// prefix appears once, at the first of them, and paging still sees every
-// user exactly once.
+// search appears once, and paging (newest first) sees every user exactly once.
 func TestSearchListsEachUserOnce(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
@@ -158,7 +157,7 @@ func TestSearchListsEachUserOnce(t *testing.T) {
 			break
 		}
 	}
-	want := []string{"u1", "u4", "u2", "u3"} // by first matching login ID: ann, ann.b, anna@, annie@
+	want := []string{"u4", "u3", "u2", "u1"} // newest first
 	if strings.Join(seen, ",") != strings.Join(want, ",") {
 		t.Fatalf("search ann = %v, want %v", seen, want)
 	}

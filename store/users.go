@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -17,6 +15,11 @@ type User struct {
 	LastLoginAt   *time.Time
 	IsDisabled    bool
 	DisableReason string
+	// Name, GivenName and FamilyName are the standard attributes name,
+	// given_name and family_name ("" when not set).
+	Name       string
+	GivenName  string
+	FamilyName string
 }
 
 // Identity is one login ID of a user: an email, phone number or username.
@@ -94,13 +97,13 @@ func (t *Tx) IdentitiesByUser(ctx context.Context, userID string) ([]Identity, e
 	return out, mapErr("identities by user", rows.Err())
 }
 
-const userCols = `seq, id, created_at, updated_at, last_login_at, is_disabled, COALESCE(disable_reason, '')`
+const userCols = `seq, id, created_at, updated_at, last_login_at, is_disabled, COALESCE(disable_reason, ''), name, given_name, family_name`
 
 func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 	var u User
 	var created, updated int64
 	var last sql.NullInt64
-	if err := row.Scan(&u.Seq, &u.ID, &created, &updated, &last, &u.IsDisabled, &u.DisableReason); err != nil {
+	if err := row.Scan(&u.Seq, &u.ID, &created, &updated, &last, &u.IsDisabled, &u.DisableReason, &u.Name, &u.GivenName, &u.FamilyName); err != nil {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt, u.LastLoginAt = fromMS(created), fromMS(updated), timePtr(last)
@@ -182,93 +185,6 @@ func (t *Tx) PasswordHistory(ctx context.Context, userID string, limit int, sinc
 		out = append(out, h)
 	}
 	return out, mapErr("password history", rows.Err())
-}
-
-// UserSummary is one row of the Users list.
-type UserSummary struct {
-	User
-	LoginIDs    []string
-	ExpireAfter *time.Time
-	HasPassword bool
-	// EmailFailed is set when a password email to the user has failed.
-	EmailFailed bool
-	// Cursor is the keyset position of this row, for the next page.
-	Cursor string
-}
-
-// ListUsersParams selects a page of the Users list. With Search empty,
-// users come newest first; with Search set, users whose login ID starts
-// with it (case-insensitively) come in login-ID order.
-type ListUsersParams struct {
-	Search string
-	After  string // Cursor of the last row of the previous page
-	Limit  int
-}
-
-const summaryCols = `u.seq, u.id, u.created_at, u.updated_at, u.last_login_at, u.is_disabled, COALESCE(u.disable_reason, ''),
-	p.expire_after, p.user_id IS NOT NULL,
-	(SELECT group_concat(value, char(10)) FROM (SELECT value FROM identities WHERE user_id = u.id ORDER BY created_at, id)),
-	` + emailFailedCol
-
-// ListUsers returns one page of users by keyset pagination, so every page
-// costs the same at a million users.
-func (t *Tx) ListUsers(ctx context.Context, p ListUsersParams) ([]UserSummary, error) {
-	if p.Limit <= 0 {
-		p.Limit = 50
-	}
-	var rows *sql.Rows
-	var err error
-	if p.Search == "" {
-		after := int64(1<<63 - 1)
-		if p.After != "" {
-			if v, err := strconv.ParseInt(p.After, 10, 64); err == nil {
-				after = v
-			}
-		}
-		rows, err = t.q.QueryContext(ctx, `SELECT `+summaryCols+`, '' FROM users u LEFT JOIN passwords p ON p.user_id = u.id
-			WHERE u.seq < ? ORDER BY u.seq DESC LIMIT ?`, after, p.Limit)
-	} else {
-		lo := strings.ToLower(p.Search)
-		hi := prefixUpperBound(lo)
-		afterNorm, afterUser := "", ""
-		if p.After != "" {
-			afterNorm, afterUser, _ = strings.Cut(p.After, "\x00")
-		}
-		rows, err = t.q.QueryContext(ctx, `SELECT `+summaryCols+`, i.value_norm FROM identities i
-			JOIN users u ON u.id = i.user_id LEFT JOIN passwords p ON p.user_id = u.id
-			WHERE i.value_norm >= ? AND i.value_norm < ? AND (i.value_norm > ? OR (i.value_norm = ? AND i.user_id > ?))
-			-- Each user once: at their first matching login ID.
-			AND NOT EXISTS (SELECT 1 FROM identities j WHERE j.user_id = i.user_id
-				AND j.value_norm >= ? AND j.value_norm < i.value_norm)
-			ORDER BY i.value_norm, i.user_id LIMIT ?`, lo, hi, afterNorm, afterNorm, afterUser, lo, p.Limit)
-	}
-	if err != nil {
-		return nil, mapErr("list users", err)
-	}
-	defer rows.Close()
-	var out []UserSummary
-	for rows.Next() {
-		var s UserSummary
-		var created, updated int64
-		var last, exp sql.NullInt64
-		var ids sql.NullString
-		var norm string
-		if err := rows.Scan(&s.Seq, &s.ID, &created, &updated, &last, &s.IsDisabled, &s.DisableReason,
-			&exp, &s.HasPassword, &ids, &s.EmailFailed, &norm); err != nil {
-			return nil, mapErr("list users", err)
-		}
-		s.CreatedAt, s.UpdatedAt, s.LastLoginAt, s.ExpireAfter = fromMS(created), fromMS(updated), timePtr(last), timePtr(exp)
-		if ids.String != "" {
-			s.LoginIDs = strings.Split(ids.String, "\n")
-		}
-		if p.Search == "" {
-			s.Cursor = strconv.FormatInt(s.Seq, 10)
-		} else {
-			s.Cursor = norm + "\x00" + s.ID
-		}
-		out = append(out, s)
-	}
-	return out, mapErr("list users", rows.Err())
 }
 
 // CountUsers counts all users.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"strings"
 )
 
 // DeleteUser removes a user; identities, password and password history go
@@ -17,19 +16,6 @@ func (t *Tx) DeleteUser(ctx context.Context, id string) error {
 		return mapErr("delete user", sql.ErrNoRows)
 	}
 	return nil
-}
-
-// CountUsersMatching counts the users a search matches: all users when
-// search is empty, else the users with a login ID starting with
-// it, each user once however many of their login IDs match.
-func (t *Tx) CountUsersMatching(ctx context.Context, search string) (int, error) {
-	if search == "" {
-		return t.CountUsers(ctx)
-	}
-	lo := strings.ToLower(search)
-	var n int
-	err := t.q.QueryRowContext(ctx, `SELECT COUNT(DISTINCT user_id) FROM identities WHERE value_norm >= ? AND value_norm < ?`, lo, prefixUpperBound(lo)).Scan(&n)
-	return n, mapErr("count users matching", err)
 }
 
 // IdentitiesByUsers loads the login IDs of several users in one query

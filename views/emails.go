@@ -19,6 +19,9 @@ func NewUserEmailText(d PasswordEmail) string {
 	if d.MustChange {
 		b.WriteString("You must change this password when you first sign in.\n")
 	}
+	if d.ExpiresAt != "" {
+		fmt.Fprintf(&b, "This temporary password stops working on %s. After that, use \"Forgot password\" on the sign-in page.\n", d.ExpiresAt)
+	}
 	fmt.Fprintf(&b, "\nSign in: %s\n", d.SignInURL)
 	return b.String()
 }
@@ -32,6 +35,9 @@ func PasswordResetEmailText(d PasswordEmail) string {
 	fmt.Fprintf(&b, "Login to %s with your email and this password, then change it to one only you know.\n", d.AppName)
 	if d.MustChange {
 		b.WriteString("You must change this password when you next sign in.\n")
+	}
+	if d.ExpiresAt != "" {
+		fmt.Fprintf(&b, "This temporary password stops working on %s. After that, use \"Forgot password\" on the sign-in page.\n", d.ExpiresAt)
 	}
 	fmt.Fprintf(&b, "\nSign in: %s\n\n", d.SignInURL)
 	b.WriteString("Security tips\n")
