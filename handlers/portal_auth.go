@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/metrics"
 	"latchkey/views"
 )
 
@@ -65,6 +66,7 @@ const msgAdminBadCredentials = "Incorrect email or password. After several faile
 func (s *Server) portalLoginCreate(c echo.Context) error {
 	f := views.AdminLoginForm{Email: c.FormValue("email"), Next: safeNext(c.FormValue("next"), "")}
 	if limited(c, s.portalLoginLimit, c.RealIP()) {
+		metrics.AdminSignIn(metrics.SignInLimited)
 		f.Error = "Too many sign-in attempts. Wait a minute and try again."
 		return render(c, http.StatusTooManyRequests, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	}
@@ -72,6 +74,7 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	} else if busy != nil {
+		metrics.AdminSignIn(metrics.SignInShed)
 		f.Error = busyMessage(busy)
 		return render(c, http.StatusServiceUnavailable, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	}
@@ -79,11 +82,13 @@ func (s *Server) portalLoginCreate(c echo.Context) error {
 	admin, err := s.acct.AdminSignIn(c.Request().Context(), s.adminActor(c), f.Email, c.FormValue("password"))
 	if errors.Is(err, account.ErrBadCredentials) || errors.Is(err, account.ErrAdminLocked) {
 		s.log.Warn("portal sign-in failed", "ip", c.RealIP(), "locked", errors.Is(err, account.ErrAdminLocked))
+		metrics.AdminSignIn(metrics.SignInWrong)
 		f.Error = msgAdminBadCredentials
 		return render(c, http.StatusUnauthorized, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	} else if err != nil {
 		return err
 	}
+	metrics.AdminSignIn(metrics.SignInOK)
 	if has2FA, err := s.acct.AdminHasTOTP(c.Request().Context(), admin.ID); err != nil {
 		return err
 	} else if has2FA { // second step: a code (admins.go)

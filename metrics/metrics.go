@@ -49,6 +49,11 @@ var (
 		Help: "End-user sign-in attempts by outcome (ok, wrong, locked, expired, disabled, limited, shed, error).",
 	}, []string{"outcome"})
 
+	adminSignIns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "admin_sign_ins_total",
+		Help: "Portal (admin) sign-in attempts by outcome (ok, wrong, limited, shed).",
+	}, []string{"outcome"})
+
 	signInQueue = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "sign_in_queue_length",
 		Help: "Sign-in attempts waiting for admission (a password hash slot).",
@@ -64,6 +69,9 @@ func init() {
 	for _, o := range signInOutcomes {
 		signIns.WithLabelValues(o)
 	}
+	for _, o := range []string{SignInOK, SignInWrong, SignInLimited, SignInShed} {
+		adminSignIns.WithLabelValues(o)
+	}
 	webhookAttempts.WithLabelValues("ok")
 	webhookAttempts.WithLabelValues("error")
 }
@@ -77,6 +85,11 @@ func ObserveHTTP(method, route string, status int, d time.Duration) {
 // SignIn counts one end-user sign-in attempt with one of the SignIn*
 // outcomes.
 func SignIn(outcome string) { signIns.WithLabelValues(outcome).Inc() }
+
+// AdminSignIn counts one portal sign-in attempt (password step) with one
+// of SignInOK, SignInWrong (a wrong email or password, or a paused
+// account: the same answer), SignInLimited or SignInShed.
+func AdminSignIn(outcome string) { adminSignIns.WithLabelValues(outcome).Inc() }
 
 // SetSignInQueue sets how many sign-ins wait for admission now.
 func SetSignInQueue(n int) { signInQueue.Set(float64(n)) }
@@ -119,7 +132,7 @@ func Handler(o Options) http.Handler {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		httpDuration, signIns, signInQueue, webhookAttempts,
+		httpDuration, signIns, adminSignIns, signInQueue, webhookAttempts,
 	)
 	for name, db := range o.DBs {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
