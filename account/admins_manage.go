@@ -49,6 +49,17 @@ type AdminInviteMailer interface {
 	QueueAdminInvite(ctx context.Context, tx *store.Tx, m AdminInviteMail) error
 }
 
+// inviteMailer is the mailer as an AdminInviteMailer, or nil when the
+// mailer under SetMailer's wrapper cannot send invitations.
+func (s *Service) inviteMailer() AdminInviteMailer {
+	m := s.mailer
+	if em, ok := m.(expiryMailer); ok {
+		m = em.Mailer
+	}
+	im, _ := m.(AdminInviteMailer)
+	return im
+}
+
 // ErrLastAdmin refuses to remove the only admin who can sign in.
 var ErrLastAdmin = &Error{Name: "Forbidden", Reason: "LastAdmin",
 	Message: "This is the last admin who can sign in. Add another admin before removing this one."}
@@ -97,7 +108,7 @@ func (s *Service) InviteAdmin(ctx context.Context, actor Actor, email string, se
 		e.Field = "email"
 		return nil, e
 	}
-	im, _ := s.mailer.(AdminInviteMailer)
+	im := s.inviteMailer()
 	if sendEmail && im == nil {
 		return nil, fieldErr("send_email", ReasonValidationFailed, "Email is not available here: untick “Send the link by email” and hand the link over yourself.", nil)
 	}
@@ -135,7 +146,7 @@ func (s *Service) InviteAdmin(ctx context.Context, actor Actor, email string, se
 // chosen a password (the old link stops working), emailed or returned to
 // be shown once, as InviteAdmin.
 func (s *Service) ReinviteAdmin(ctx context.Context, actor Actor, adminID string, sendEmail bool, linkBase string) (*AdminInvitation, error) {
-	im, _ := s.mailer.(AdminInviteMailer)
+	im := s.inviteMailer()
 	if sendEmail && im == nil {
 		return nil, fieldErr("send_email", ReasonValidationFailed, "Email is not available here: show the link and hand it over yourself.", nil)
 	}

@@ -302,6 +302,10 @@ func (o *Outbox) forget(id int64) {
 	o.activeMu.Unlock()
 }
 
+// errStaleClaim: the outcome was not recorded because the row's claim
+// (its attempts token) is no longer the one the update named.
+var errStaleClaim = errors.New("mail: the claim on the message is no longer held")
+
 // Recording an outcome is retried with this backoff until it lands.
 const (
 	settleRetryFirst = 50 * time.Millisecond
@@ -325,7 +329,20 @@ func (o *Outbox) settle(m store.OutboxMessage, sendErr error) bool {
 	}()
 	for try := 1; ; try++ {
 		o.token(&m)
+		held := m.Attempts
 		wiped, err := o.record(m, sendErr)
+		if errors.Is(err, errStaleClaim) {
+			// The row was claimed again while the send was finishing (its
+			// lease ran out): adopt hands this sender the new claim's
+			// token. Record under it; only when no newer claim of ours
+			// exists does the row belong to someone else.
+			o.token(&m)
+			if m.Attempts != held {
+				continue
+			}
+			o.log.Warn("mail: the claim on a sent message was taken over; not recording", "message_id", m.ID)
+			return false
+		}
 		if err == nil {
 			if try > 1 {
 				o.log.Info("mail: outcome recorded after retries", "message_id", m.ID, "tries", try)
@@ -378,8 +395,11 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 		payload := map[string]any{"message_id": m.ID, "kind": m.Kind, "recipient": m.Recipient, "attempts": m.Attempts}
 		if sendErr == nil {
 			ok, err := tx.MarkOutboxDelivered(ctx, m.ID, m.Attempts, now)
-			if err != nil || !ok {
+			if err != nil {
 				return err
+			}
+			if !ok {
+				return errStaleClaim
 			}
 			wiped = true
 			o.log.Info("mail: delivered", "message_id", m.ID, "kind", m.Kind, "attempts", m.Attempts)
@@ -404,6 +424,9 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 		next := now.Add(o.backoff(m.Attempts))
 		if !IsPermanent(sendErr) && next.Sub(m.CreatedAt) <= o.cfg.GiveUpAfter {
 			ok, err := tx.MarkOutboxRetry(ctx, m.ID, m.Attempts, next, reason, now)
+			if err == nil && !ok {
+				return errStaleClaim
+			}
 			if ok {
 				o.log.Warn("mail: temporary failure, will retry", "message_id", m.ID, "attempts", m.Attempts, "next", next, "err", reason)
 				tx.AfterCommit(func() { o.failing.Store(m.Channel, true) })
@@ -414,8 +437,11 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 			reason = "Gave up after " + o.cfg.GiveUpAfter.String() + " of retries. Last error: " + reason
 		}
 		ok, err := tx.MarkOutboxFailed(ctx, m.ID, m.Attempts, reason, now)
-		if err != nil || !ok {
+		if err != nil {
 			return err
+		}
+		if !ok {
+			return errStaleClaim
 		}
 		o.log.Warn("mail: failed", "message_id", m.ID, "kind", m.Kind, "attempts", m.Attempts, "err", reason)
 		payload["error"] = reason
