@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -121,7 +122,8 @@ type Service struct {
 	log    *slog.Logger
 	policy atomic.Pointer[Policy]
 	// revokers end other kinds of sessions with RevokeAllSessions (sessions.go).
-	revokers []SessionRevoker
+	revokersMu sync.Mutex
+	revokers   []SessionRevoker
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }
