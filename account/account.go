@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -138,7 +139,8 @@ type Service struct {
 	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
 	totpSealer *Sealer
 	// revokers end other kinds of sessions with RevokeAllSessions (sessions.go).
-	revokers []SessionRevoker
+	revokersMu sync.Mutex
+	revokers   []SessionRevoker
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }
@@ -231,6 +233,9 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 	var errs []*Error
 	if p.MinLength < 1 || p.MinLength > 128 {
 		errs = append(errs, fieldErr("min_length", "ValidationFailed", "Minimum length must be between 1 and 128.", nil))
+	}
+	if p.LockoutMinutes < 0 || p.LockoutMinutes > 1440 {
+		errs = append(errs, fieldErr("lockout_minutes", "ValidationFailed", "Enter between 1 and 1440 minutes (24 hours).", nil))
 	}
 	if p.MinimumGuessableLevel < 0 || p.MinimumGuessableLevel > 5 {
 		errs = append(errs, fieldErr("minimum_guessable_level", "ValidationFailed", "Guessable level must be between 0 (off) and 5.", nil))

@@ -73,7 +73,7 @@ func (s *Service) ExportUsers(ctx context.Context, actor Actor, w io.Writer, for
 		enc := json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 		write = func(u *store.UserSummary) error {
-			return enc.Encode(exportRecord(u, now))
+			return enc.Encode(newExportRecord(u, now))
 		}
 	}
 	n := 0
@@ -141,26 +141,69 @@ func firstOfKinds(u *store.UserSummary) (email, phone, username string) {
 }
 
 // exportRecord is one NDJSON line, shaped like the reference's user
-// export: sub, standard attributes, identities, and status.
-func exportRecord(u *store.UserSummary, now time.Time) map[string]any {
+// export: sub, standard attributes, identities, and status. A struct (not
+// a map) so that a million lines encode without a map per field.
+type exportRecord struct {
+	Sub                 string           `json:"sub"`
+	Email               string           `json:"email,omitempty"`
+	PhoneNumber         string           `json:"phone_number,omitempty"`
+	PreferredUsername   string           `json:"preferred_username,omitempty"`
+	Name                string           `json:"name,omitempty"`
+	GivenName           string           `json:"given_name,omitempty"`
+	FamilyName          string           `json:"family_name,omitempty"`
+	CreatedAt           string           `json:"created_at"`
+	UpdatedAt           string           `json:"updated_at"`
+	LastLoginAt         string           `json:"last_login_at,omitempty"`
+	IsDisabled          bool             `json:"is_disabled"`
+	DisableReason       string           `json:"disable_reason,omitempty"`
+	HasPassword         bool             `json:"has_password"`
+	MustChangePassword  bool             `json:"must_change_password"`
+	Locked              bool             `json:"locked"`
+	PasswordEmailFailed bool             `json:"password_email_failed"`
+	Identities          []exportIdentity `json:"identities"`
+}
+
+type exportIdentity struct {
+	Type    string        `json:"type"`
+	LoginID exportLoginID `json:"login_id"`
+	Claims  exportClaims  `json:"claims"`
+}
+
+type exportLoginID struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+type exportClaims struct {
+	Email             string `json:"email,omitempty"`
+	PhoneNumber       string `json:"phone_number,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+}
+
+func newExportRecord(u *store.UserSummary, now time.Time) exportRecord {
 	email, phone, username := firstOfKinds(u)
-	rec := map[string]any{"sub": u.ID, "created_at": u.CreatedAt.Format(time.RFC3339), "updated_at": u.UpdatedAt.Format(time.RFC3339),
-		"is_disabled": u.IsDisabled, "has_password": u.HasPassword, "must_change_password": ExpiredAt(u.ExpireAfter, now),
-		"locked": u.Locked, "password_email_failed": u.EmailFailed}
-	for k, v := range map[string]string{"email": email, "phone_number": phone, "preferred_username": username,
-		"name": u.Name, "given_name": u.GivenName, "family_name": u.FamilyName, "disable_reason": u.DisableReason} {
-		if v != "" {
-			rec[k] = v
-		}
-	}
+	rec := exportRecord{Sub: u.ID, Email: email, PhoneNumber: phone, PreferredUsername: username,
+		Name: u.Name, GivenName: u.GivenName, FamilyName: u.FamilyName,
+		CreatedAt: u.CreatedAt.Format(time.RFC3339), UpdatedAt: u.UpdatedAt.Format(time.RFC3339),
+		IsDisabled: u.IsDisabled, DisableReason: u.DisableReason, HasPassword: u.HasPassword,
+		MustChangePassword: ExpiredAt(u.ExpireAfter, now), Locked: u.Locked, PasswordEmailFailed: u.EmailFailed,
+		Identities: make([]exportIdentity, len(u.LoginIDs))}
 	if u.LastLoginAt != nil {
-		rec["last_login_at"] = u.LastLoginAt.Format(time.RFC3339)
+		rec.LastLoginAt = u.LastLoginAt.Format(time.RFC3339)
 	}
-	ids := make([]map[string]any, len(u.LoginIDs))
 	for i, v := range u.LoginIDs {
-		ids[i] = map[string]any{"type": "login_id", "login_id": map[string]any{"key": u.LoginIDKinds[i], "type": u.LoginIDKinds[i], "value": v},
-			"claims": map[string]any{LoginIDClaim(u.LoginIDKinds[i]): v}}
+		k := u.LoginIDKinds[i]
+		id := exportIdentity{Type: "login_id", LoginID: exportLoginID{Key: k, Type: k, Value: v}}
+		switch k {
+		case KindEmail:
+			id.Claims.Email = v
+		case KindPhone:
+			id.Claims.PhoneNumber = v
+		default:
+			id.Claims.PreferredUsername = v
+		}
+		rec.Identities[i] = id
 	}
-	rec["identities"] = ids
 	return rec
 }

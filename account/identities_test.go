@@ -296,3 +296,32 @@ func TestPasswordMailSaysWhenTemporaryPasswordEnds(t *testing.T) {
 		t.Fatalf("mails %+v", m.sent)
 	}
 }
+
+// TestLockoutDurationFromPolicy: the first lock lasts the policy's
+// minutes; out-of-range values are refused.
+func TestLockoutDurationFromPolicy(t *testing.T) {
+	s, _ := newTestService(t)
+	ctx := context.Background()
+	p := s.Policy()
+	p.LockoutThreshold, p.LockoutMinutes = 1, 5000
+	if err := s.SavePolicy(ctx, SystemActor, p); reason(err) != ReasonValidationFailed {
+		t.Fatalf("5000 minutes: %v", err)
+	}
+	p.LockoutMinutes = 5
+	if err := s.SavePolicy(ctx, SystemActor, p); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.CreateUser(ctx, admin, CreateUserInput{LoginIDKey: KindUsername, LoginIDValue: "locky", Password: ptr("Passw0rd-long")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	if _, err := s.Login(ctx, Actor{IP: "192.0.2.1"}, LoginInput{LoginID: "locky", Password: "wrong"}); err == nil {
+		t.Fatal("wrong password signed in")
+	}
+	l, err := s.Lockout(ctx, u.ID)
+	if err != nil || l == nil || l.LockedUntil == nil || !l.LockedUntil.Equal(now.Add(5*time.Minute)) {
+		t.Fatalf("lockout %+v %v", l, err)
+	}
+}

@@ -135,7 +135,7 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		err := s.store.InTx(ctx, func(tx *store.Tx) error {
 			if policy.LockoutThreshold > 0 {
 				var err error
-				if until, err = tx.FailLoginAttempt(ctx, u.ID, policy.LockoutThreshold, s.Now(), LockBase, LockMax); err != nil {
+				if until, err = tx.FailLoginAttempt(ctx, u.ID, policy.LockoutThreshold, s.Now(), policy.LockDuration(), LockMax); err != nil {
 					return err
 				}
 			}

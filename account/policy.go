@@ -3,6 +3,7 @@ package account
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trustelem/zxcvbn"
@@ -29,6 +30,17 @@ type Policy struct {
 	// LockoutThreshold locks an account after this many consecutive failed
 	// sign-ins (0: never).
 	LockoutThreshold int `json:"lockout_threshold"`
+	// LockoutMinutes is how long the first lock lasts; each further lock
+	// doubles it, up to 24 hours (0: LockBase, 1 minute).
+	LockoutMinutes int `json:"lockout_minutes,omitempty"`
+}
+
+// LockDuration is the first lock's length under p.
+func (p Policy) LockDuration() time.Duration {
+	if p.LockoutMinutes <= 0 {
+		return LockBase
+	}
+	return time.Duration(p.LockoutMinutes) * time.Minute
 }
 
 // DefaultPolicy is the policy of a new installation.

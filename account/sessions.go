@@ -4,7 +4,6 @@ import (
 	"context"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"latchkey/store"
@@ -65,17 +64,12 @@ func (s *Service) UserSessions(ctx context.Context, userID string, current *Sess
 // how many it ended.
 type SessionRevoker func(ctx context.Context, tx *store.Tx, userID string) (int, error)
 
-var (
-	revokersMu sync.Mutex
-	revokers   []SessionRevoker
-)
-
 // RegisterSessionRevoker adds r to what RevokeAllSessions ends, so a
 // later feature (OIDC refresh tokens) is signed out by "Sign out all
 // sessions" too.
 func (s *Service) RegisterSessionRevoker(r SessionRevoker) {
-	revokersMu.Lock()
-	defer revokersMu.Unlock()
+	s.revokersMu.Lock()
+	defer s.revokersMu.Unlock()
 	s.revokers = append(s.revokers, r)
 }
 
@@ -99,9 +93,9 @@ func (s *Service) RevokeAllSessions(ctx context.Context, actor Actor, userID str
 			return nil, 0, err
 		}
 		n += m
-		revokersMu.Lock()
+		s.revokersMu.Lock()
 		rs := append([]SessionRevoker(nil), s.revokers...)
-		revokersMu.Unlock()
+		s.revokersMu.Unlock()
 		for _, r := range rs {
 			m, err := r(ctx, tx, userID)
 			if err != nil {

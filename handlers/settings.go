@@ -58,6 +58,7 @@ func (s *Server) policyUpdate(c echo.Context) error {
 		MaxAgeDays:            switched("max_age_days"),
 		TemporaryExpiryDays:   switched("temporary_expiry_days"),
 		LockoutThreshold:      switched("lockout_threshold"),
+		LockoutMinutes:        num("lockout_minutes"),
 	}
 	if len(errs) == 0 {
 		err := s.acct.SavePolicy(c.Request().Context(), s.adminActor(c), p)

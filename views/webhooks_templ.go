@@ -802,7 +802,7 @@ func WebhookShow(l LayoutData, p WebhookPage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 68, "<div class=\"table-wrap\"><table class=\"table deliveries-table\"><thead><tr><th>Event</th><th>Status</th><th>Code</th><th>Latency</th><th>Attempts</th><th>Next retry</th><th>Last error</th><th></th></tr></thead> <tbody>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 68, "<div class=\"table-wrap\"><table class=\"table deliveries-table\"><thead><tr><th>Event</th><th>Status</th><th>Code</th><th>Latency</th><th>Attempts</th><th>Next retry</th><th>Last error</th><th><span class=\"visually-hidden\">Actions</span></th></tr></thead> <tbody>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
