@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"latchkey/script"
 	"latchkey/store"
@@ -21,11 +22,13 @@ var ErrNoSMSScript = errors.New("hooks: no such TypeScript hook")
 // saving new code in the portal takes effect at the next text, and its
 // compiled form is cached per version like any hook's. The hook's enabled
 // flag and events do not matter here: they say which events it gets.
-func (s *Service) SMSScript(ctx context.Context, ref string) (*script.Compiled, string, error) {
+//
+// It returns the compiled code, the hook's name and its time limit.
+func (s *Service) SMSScript(ctx context.Context, ref string) (*script.Compiled, string, time.Duration, error) {
 	ref = strings.TrimSpace(ref)
 	names, err := s.store.HookScriptNames(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	id := ""
 	if _, ok := names[ref]; ok {
@@ -39,20 +42,20 @@ func (s *Service) SMSScript(ctx context.Context, ref string) (*script.Compiled, 
 		}
 		switch len(ids) {
 		case 0:
-			return nil, "", fmt.Errorf("%w: LATCHKEY_SMS_URL names the TypeScript hook %q, but no hook has that name or ID; add it in Webhooks → Add → TypeScript", ErrNoSMSScript, ref)
+			return nil, "", 0, fmt.Errorf("%w: LATCHKEY_SMS_URL names the TypeScript hook %q, but no hook has that name or ID; add it in Webhooks → Add → TypeScript", ErrNoSMSScript, ref)
 		case 1:
 			id = ids[0]
 		default:
 			sort.Strings(ids)
-			return nil, "", fmt.Errorf("%w: %d TypeScript hooks are named %q; put one's ID in LATCHKEY_SMS_URL (script://%s)", ErrNoSMSScript, len(ids), ref, ids[0])
+			return nil, "", 0, fmt.Errorf("%w: %d TypeScript hooks are named %q; put one's ID in LATCHKEY_SMS_URL (script://%s)", ErrNoSMSScript, len(ids), ref, ids[0])
 		}
 	}
 	sc, err := s.store.HookScript(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "", fmt.Errorf("%w: the TypeScript hook %q was deleted", ErrNoSMSScript, ref)
+		return nil, "", 0, fmt.Errorf("%w: the TypeScript hook %q was deleted", ErrNoSMSScript, ref)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	return s.compiled.get(sc), sc.Name, nil
+	return s.compiled.get(sc), sc.Name, sc.Timeout, nil
 }

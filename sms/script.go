@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"latchkey/mail"
 	"latchkey/script"
@@ -15,7 +16,7 @@ import (
 // the saved TypeScript hook a reference names, and the engine that runs
 // hooks (whose fetch obeys the outbound-address policy).
 type ScriptHooks interface {
-	SMSScript(ctx context.Context, ref string) (*script.Compiled, string, error)
+	SMSScript(ctx context.Context, ref string) (*script.Compiled, string, time.Duration, error)
 	Scripts() *script.Engine
 }
 
@@ -24,7 +25,8 @@ type ScriptHooks interface {
 // export receives {to, body, app_id, template_name, language_tag} and
 // sends the text itself with fetch. A throw, a timeout or an answer
 // {code: "…"} other than "ok" fails the send, which the outbox retries
-// with backoff for 24 hours like any text.
+// with backoff for 24 hours like any text. A run's time limit is the
+// hook's timeout, at most 30 s (script.SMSTimeout).
 type Script struct {
 	ref   string
 	appID string
@@ -59,7 +61,7 @@ func (s *Script) Check(ctx context.Context) error {
 	if s.h == nil {
 		return errors.New("sms: the custom SMS script has no hooks service")
 	}
-	_, _, err := s.h.SMSScript(ctx, s.ref)
+	_, _, _, err := s.h.SMSScript(ctx, s.ref)
 	return err
 }
 
@@ -70,12 +72,12 @@ func (s *Script) Send(ctx context.Context, _ string, m mail.Message) error {
 	if s.h == nil {
 		return errors.New("sms: the custom SMS script has no hooks service")
 	}
-	c, name, err := s.h.SMSScript(ctx, s.ref)
+	c, name, timeout, err := s.h.SMSScript(ctx, s.ref)
 	if err != nil {
 		return fmt.Errorf("sms: %w", err)
 	}
-	err = s.h.Scripts().RunSMS(ctx, c, script.SMSPayload{To: m.To, Body: m.Text, AppID: s.appID,
-		TemplateName: messageType(m.Kind) + "_sms.txt", LanguageTag: "en"})
+	err = s.h.Scripts().RunSMSWithin(ctx, c, script.SMSPayload{To: m.To, Body: m.Text, AppID: s.appID,
+		TemplateName: messageType(m.Kind) + "_sms.txt", LanguageTag: "en"}, timeout)
 	if err == nil {
 		return nil
 	}

@@ -69,7 +69,7 @@ export default async function (p: CustomSMSGatewayPayload) {
 
 // hooksOn makes a hooks service on st with one saved TypeScript hook
 // named name, and the script:// provider for ref.
-func hooksOn(t *testing.T, st *store.Store, policy outbound.Policy, name, source, ref string) (*hooks.Service, mail.Sender) {
+func hooksOn(t *testing.T, st *store.Store, policy outbound.Policy, name, source, ref string, timeout time.Duration) (*hooks.Service, mail.Sender) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h, err := hooks.New(st, testSecret, hooks.Config{Outbound: policy}, log)
@@ -78,7 +78,7 @@ func hooksOn(t *testing.T, st *store.Store, policy outbound.Policy, name, source
 	}
 	t.Cleanup(h.Close)
 	if name != "" {
-		if _, err := h.CreateScript(context.Background(), admin, hooks.ScriptInput{Name: name, Source: source, Events: []string{hooks.UserCreated}}); err != nil {
+		if _, err := h.CreateScript(context.Background(), admin, hooks.ScriptInput{Name: name, Source: source, Events: []string{hooks.UserCreated}, Timeout: timeout}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +96,7 @@ func hooksOn(t *testing.T, st *store.Store, policy outbound.Policy, name, source
 func TestScriptProviderRetriesThrow(t *testing.T) {
 	p := startProvider(t, 2)
 	e := newEnv(t, "", "", account.SMSLimits{})
-	_, s := hooksOn(t, e.st, outbound.Policy{AllowPrivate: true}, "gateway", scriptSource(p.URL), "script://gateway")
+	_, s := hooksOn(t, e.st, outbound.Policy{AllowPrivate: true}, "gateway", scriptSource(p.URL), "script://gateway", 0)
 	e.ob.SetTextSender(s)
 	e.start()
 	u := e.createPhoneUser("+14155550111", ptr(""))
@@ -121,20 +121,23 @@ func TestScriptProviderRetriesThrow(t *testing.T) {
 // TestScriptProviderFailures: what an admin sees when the script cannot
 // send: a throw, an answer other than {code: "ok"}, a fetch the outbound
 // policy refuses (the provider is on loopback and the policy is the
-// default one), and a hook that does not exist; none reaches the provider.
+// default one), a hook that does not exist, and a run past the hook's own
+// timeout; none reaches the provider, and each is retried.
 func TestScriptProviderFailures(t *testing.T) {
 	p := startProvider(t, 0)
 	ctx := context.Background()
 	msg := mail.Message{To: "+14155550112", Text: "Your code is 123456", Kind: "forgot_password"}
 	for name, c := range map[string]struct {
-		source string
-		policy outbound.Policy
-		want   string
+		source  string
+		policy  outbound.Policy
+		want    string
+		timeout time.Duration
 	}{
-		"throw":   {`export default () => { throw new Error("no credit left") }`, outbound.Policy{AllowPrivate: true}, `The SMS script "gw" failed: The hook threw: Error: no credit left`},
-		"code":    {`export default async () => ({ code: "rate_limited", provider_error_code: "20429" })`, outbound.Policy{AllowPrivate: true}, "answered rate_limited (20429)"},
-		"policy":  {scriptSource(p.URL), outbound.Policy{}, "loopback"},
-		"missing": {"", outbound.Policy{AllowPrivate: true}, "no hook has that name or ID"},
+		"throw":   {`export default () => { throw new Error("no credit left") }`, outbound.Policy{AllowPrivate: true}, `The SMS script "gw" failed: The hook threw: Error: no credit left`, 0},
+		"code":    {`export default async () => ({ code: "rate_limited", provider_error_code: "20429" })`, outbound.Policy{AllowPrivate: true}, "answered rate_limited (20429)", 0},
+		"policy":  {scriptSource(p.URL), outbound.Policy{}, "loopback", 0},
+		"missing": {"", outbound.Policy{AllowPrivate: true}, "no hook has that name or ID", 0},
+		"timeout": {`export default () => { for (;;) {} }`, outbound.Policy{AllowPrivate: true}, "did not finish within 1s", time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
 			st, err := store.Open(ctx, t.TempDir()+"/s.db")
@@ -146,7 +149,7 @@ func TestScriptProviderFailures(t *testing.T) {
 			if c.source == "" {
 				hookName = ""
 			}
-			_, s := hooksOn(t, st, c.policy, hookName, c.source, "script://gw")
+			_, s := hooksOn(t, st, c.policy, hookName, c.source, "script://gw", c.timeout)
 			err = s.Send(ctx, "", msg)
 			if err == nil || !strings.Contains(err.Error(), c.want) || mail.IsPermanent(err) {
 				t.Fatalf("error %v, want a temporary one containing %q", err, c.want)
@@ -165,7 +168,7 @@ func TestScriptProviderRef(t *testing.T) {
 	ctx := context.Background()
 	p := startProvider(t, 0)
 	e := newEnv(t, "", "", account.SMSLimits{})
-	h, _ := hooksOn(t, e.st, outbound.Policy{AllowPrivate: true}, "gw", scriptSource(p.URL), "script://gw")
+	h, _ := hooksOn(t, e.st, outbound.Policy{AllowPrivate: true}, "gw", scriptSource(p.URL), "script://gw", 0)
 	w, err := h.CreateScript(ctx, admin, hooks.ScriptInput{Name: "gw", Source: scriptSource(p.URL), Events: []string{hooks.UserCreated}})
 	if err != nil {
 		t.Fatal(err)
