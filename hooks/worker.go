@@ -123,7 +123,9 @@ func (s *Service) attempt(ctx context.Context, id int64) {
 // delivery of the same webhook (hookID, which stays busy throughout, so
 // no other claim can take it) and returns its ID, 0 when there is none.
 func (s *Service) attemptNext(ctx context.Context, id int64, hookID string, chain bool) int64 {
-	d, err := s.store.DeliveryByID(ctx, id)
+	// Loaded even when shutdown has begun, so that a claim made just before
+	// is handed back below rather than left hidden until its lease ends.
+	d, err := s.store.DeliveryByID(context.Background(), id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			s.log.Error("webhook worker: load delivery", "delivery_id", id, "err", err)
