@@ -16,9 +16,8 @@ import (
 // it: it keeps every {to, body} posted to it.
 type smsReceiver struct {
 	*httptest.Server
-	mu   sync.Mutex
-	got  []map[string]string
-	fail int // answer this many requests with a 503 first
+	mu  sync.Mutex
+	got []map[string]string
 }
 
 func startSMSReceiver(t *testing.T) *smsReceiver {
@@ -26,11 +25,6 @@ func startSMSReceiver(t *testing.T) *smsReceiver {
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.fail > 0 {
-			r.fail--
-			http.Error(w, "try later", http.StatusServiceUnavailable)
-			return
-		}
 		var m map[string]string
 		if req.Method != http.MethodPost || req.Header.Get("Authorization") != "Bearer provider-key" || json.NewDecoder(req.Body).Decode(&m) != nil {
 			http.Error(w, "bad request", http.StatusBadRequest)
