@@ -193,6 +193,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	go hk.WarmScripts(hooksCtx)
 	defer func() { stopHooks(); <-hooksDone; hk.Close() }()
 
+	cfg.SMS.Provider.Schemes = smsSchemesWith(hk) // script://HOOK runs a TypeScript hook
 	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)
 	if err != nil {
 		return err

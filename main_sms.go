@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"latchkey/account"
+	"latchkey/hooks"
 	"latchkey/mail"
 	"latchkey/sms"
 )
@@ -24,9 +27,21 @@ type smsConfig struct {
 }
 
 // smsSchemes are the SMS providers beyond the built-in ones, by URL
-// scheme: the seam where the TypeScript custom-script provider (package
-// script) adds "script".
-var smsSchemes = map[string]sms.Opener{}
+// scheme, as the configuration checks them: "script://HOOK" (the
+// TypeScript custom-script provider) is checked for its shape here and
+// bound to the hooks service by smsSchemesWith once that exists.
+var smsSchemes = map[string]sms.Opener{"script": sms.ScriptOpener(nil)}
+
+// smsSchemesWith is smsSchemes with the custom-script provider bound to
+// the hooks service that finds and runs the TypeScript hook.
+func smsSchemesWith(hk *hooks.Service) map[string]sms.Opener {
+	m := map[string]sms.Opener{}
+	for k, v := range smsSchemes {
+		m[k] = v
+	}
+	m["script"] = sms.ScriptOpener(hk)
+	return m
+}
 
 func loadSMSConfig(getenv func(string) string, appID string) (smsConfig, error) {
 	c := smsConfig{URL: strings.TrimSpace(getenv("LATCHKEY_SMS_URL")),
@@ -93,6 +108,17 @@ func setTextSender(outbox *mail.Outbox, cfg config, log *slog.Logger) error {
 		log.Warn("SMS is not configured (LATCHKEY_SMS_URL): text messages go to the dev mailbox at /portal/mail?tab=texts")
 		outbox.SetTextSender(mail.NewDevMailbox(0))
 		return nil
+	}
+	if sc, ok := p.(*sms.Script); ok {
+		// The hook may not exist yet (it is added in the portal, which
+		// needs the server running): say so now; texts wait in the queue.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := sc.Check(ctx); err != nil {
+			log.Error("SMS: texts will wait in the queue until the custom SMS script exists", "err", err)
+		} else {
+			log.Info("SMS: texts are sent by the TypeScript hook " + sc.Ref())
+		}
 	}
 	outbox.SetTextSender(p)
 	return nil

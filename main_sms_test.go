@@ -15,12 +15,13 @@ import (
 
 func TestLoadConfigSMS(t *testing.T) {
 	bad := map[string]map[string]string{
-		"must start with":             {"LATCHKEY_SMS_URL": "https://sms.example.com"},
-		"loopback":                    {"LATCHKEY_SMS_URL": "webhook+http://sms.example.com/send", "LATCHKEY_SMS_WEBHOOK_SECRET": "s"},
-		"LATCHKEY_SMS_WEBHOOK_SECRET": {"LATCHKEY_SMS_URL": "webhook+https://sms.example.com/send"},
-		"exactly one of":              {"LATCHKEY_SMS_URL": "twilio://AC1:tok@api.twilio.com"},
-		"LATCHKEY_SMS_DAILY_LIMIT":    {"LATCHKEY_SMS_DAILY_LIMIT": "lots"},
-		"LATCHKEY_SMS_COUNTRY_LIMITS": {"LATCHKEY_SMS_COUNTRY_LIMITS": "44:50"},
+		"or script:// (a TypeScript hook)": {"LATCHKEY_SMS_URL": "https://sms.example.com"},
+		"name or ID":                       {"LATCHKEY_SMS_URL": "script://"},
+		"loopback":                         {"LATCHKEY_SMS_URL": "webhook+http://sms.example.com/send", "LATCHKEY_SMS_WEBHOOK_SECRET": "s"},
+		"LATCHKEY_SMS_WEBHOOK_SECRET":      {"LATCHKEY_SMS_URL": "webhook+https://sms.example.com/send"},
+		"exactly one of":                   {"LATCHKEY_SMS_URL": "twilio://AC1:tok@api.twilio.com"},
+		"LATCHKEY_SMS_DAILY_LIMIT":         {"LATCHKEY_SMS_DAILY_LIMIT": "lots"},
+		"LATCHKEY_SMS_COUNTRY_LIMITS":      {"LATCHKEY_SMS_COUNTRY_LIMITS": "44:50"},
 	}
 	for want, env := range bad {
 		_, err := loadConfig(nil, func(k string) string { return env[k] })

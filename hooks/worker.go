@@ -94,20 +94,43 @@ func (s *Service) deliverDue(ctx context.Context) {
 					s.inflight.Done()
 					s.Wake()
 				}()
-				s.attempt(ctx, c.ID)
+				// Chain: each attempt's record also claims the hook's
+				// next due delivery, while no other hook waits for a slot
+				// (or for maxChain deliveries when one may).
+				for n, id := 1, c.ID; id != 0; n++ {
+					id = s.attemptNext(ctx, id, c.WebhookID, n < maxChain || len(s.busyWebhooks()) < s.cfg.Concurrency)
+				}
 			}()
+		}
+		if len(claimed) < free {
+			return // every webhook with a due delivery now has its attempt
 		}
 	}
 }
 
+// maxChain is how many deliveries one hook gets in a row, without going
+// back to the worker's loop, when every slot is busy and other hooks may
+// be waiting for one.
+const maxChain = 16
+
 // attempt makes one delivery attempt and records its outcome.
 func (s *Service) attempt(ctx context.Context, id int64) {
-	d, err := s.store.DeliveryByID(ctx, id)
+	s.attemptNext(ctx, id, "", false)
+}
+
+// attemptNext makes one delivery attempt and records its outcome; when
+// chain is set it claims, in the same write transaction, the next due
+// delivery of the same webhook (hookID, which stays busy throughout, so
+// no other claim can take it) and returns its ID, 0 when there is none.
+func (s *Service) attemptNext(ctx context.Context, id int64, hookID string, chain bool) int64 {
+	// Loaded even when shutdown has begun, so that a claim made just before
+	// is handed back below rather than left hidden until its lease ends.
+	d, err := s.store.DeliveryByID(context.Background(), id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			s.log.Error("webhook worker: load delivery", "delivery_id", id, "err", err)
 		}
-		return
+		return 0
 	}
 	res := store.DeliveryResult{Attempts: d.Attempts + 1}
 	code, latency, sendErr := s.send(ctx, d)
@@ -115,7 +138,7 @@ func (s *Service) attempt(ctx context.Context, id int64) {
 		// Shutting down: hand the claim back so the next start sends it at once.
 		_ = s.store.FinishDeliveryAttempt(context.Background(), id, store.DeliveryResult{Status: store.DeliveryPending,
 			Attempts: d.Attempts, NextAt: ptr(s.Now()), StatusCode: d.LastStatusCode, Latency: d.LastLatency, Error: d.LastError, At: s.Now()})
-		return
+		return 0
 	}
 	now := s.Now()
 	res.StatusCode, res.Latency, res.At = code, latency, now
@@ -135,14 +158,28 @@ func (s *Service) attempt(ctx context.Context, id int64) {
 		}
 	}
 	metrics.WebhookAttempt(sendErr == nil)
-	if err := s.store.FinishDeliveryAttempt(context.Background(), id, res); err != nil {
+	var next int64
+	// The record survives a shutdown that began during the attempt.
+	err = s.store.InTx(context.Background(), func(tx *store.Tx) error {
+		if err := tx.FinishDeliveryAttempt(context.Background(), id, res); err != nil {
+			return err
+		}
+		if !chain || hookID != d.WebhookID || ctx.Err() != nil {
+			return nil
+		}
+		var err error
+		next, err = tx.ClaimNextDelivery(ctx, hookID, s.Now(), s.lease())
+		return err
+	})
+	if err != nil {
 		s.log.Error("webhook worker: record attempt", "delivery_id", id, "err", err)
-		return
+		return 0
 	}
 	if sendErr != nil {
 		s.log.Warn("webhook delivery failed", "delivery_id", id, "webhook_id", d.WebhookID, "event", EventID(d.EventSeq),
 			"attempts", res.Attempts, "status", res.Status, "err", sendErr.Error())
 	}
+	return next
 }
 
 func ptr[T any](v T) *T { return &v }

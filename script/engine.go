@@ -173,11 +173,20 @@ const SMSTimeout = 30 * time.Second
 // without throwing and, if it answered {code}, the code was "ok". A throw,
 // a timeout or another code is a failed send, for the SMS outbox to retry.
 func (e *Engine) RunSMS(ctx context.Context, c *Compiled, p SMSPayload) error {
+	return e.RunSMSWithin(ctx, c, p, SMSTimeout)
+}
+
+// RunSMSWithin is RunSMS with the time limit of the hook that holds the
+// script (at most SMSTimeout).
+func (e *Engine) RunSMSWithin(ctx context.Context, c *Compiled, p SMSPayload, timeout time.Duration) error {
+	if timeout <= 0 || timeout > SMSTimeout {
+		timeout = SMSTimeout
+	}
 	in, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	res, err := e.Run(ctx, c, in, SMSTimeout)
+	res, err := e.Run(ctx, c, in, timeout)
 	if err != nil {
 		return fmt.Errorf("script: sms: %w", err)
 	}

@@ -77,6 +77,9 @@ func Open(raw string, cfg Config) (mail.Sender, error) {
 	if open, ok := cfg.Schemes[u.Scheme]; ok {
 		return open(u, cfg)
 	}
+	if _, ok := cfg.Schemes["script"]; ok {
+		return nil, fmt.Errorf("sms: LATCHKEY_SMS_URL must start with twilio://, webhook+https://, webhook+http:// (loopback only) or script:// (a TypeScript hook), not %q", u.Scheme+"://")
+	}
 	return nil, fmt.Errorf("sms: LATCHKEY_SMS_URL must start with twilio://, webhook+https:// or webhook+http:// (loopback only), not %q", u.Scheme+"://")
 }
 
