@@ -184,9 +184,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	app := startLoggedApp(t, map[string]string{
 		"LATCHKEY_METRICS_ADDR": metricsAddr,
 		"LATCHKEY_TRUST_PROXY":  "127.0.0.1/32",
-		// The test's webhook receivers listen on loopback.
-		"LATCHKEY_HOOKS_ALLOW_PRIVATE": "true",
-		"LATCHKEY_SMTP_URL":            "smtp://" + deadSMTP + "?tls=none",
+		"LATCHKEY_SMTP_URL":     "smtp://" + deadSMTP + "?tls=none",
 	}, io.Discard)
 
 	// The main listener does not serve metrics.
