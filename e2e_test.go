@@ -50,6 +50,8 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 		"LATCHKEY_ADMIN_PASSWORD": e2eAdminPassword,
 		"LATCHKEY_BCRYPT_COST":    "4",
 		"LATCHKEY_LOG_LEVEL":      "warn",
+		// Webhook receivers in tests run on loopback.
+		"LATCHKEY_HOOKS_ALLOW_PRIVATE": "true",
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"latchkey/store"
 )
 
 // TestAdminAPICreateUserWebhookStory is the guide's story through the
@@ -92,7 +95,19 @@ func TestAdminAPICreateUserWebhookStory(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(out, `"outcome":"created"`) {
 		t.Fatalf("import: %d %s", code, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The import queued no delivery (deliveries are queued in their
+	// event's transaction), so none can arrive later.
+	st, err := store.Open(context.Background(), app.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued int
+	err = st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE ev.type <> 'user.created' OR ev.seq > ?`,
+		int64(ev["seq"].(float64))).Scan(&queued)
+	st.Close()
+	if err != nil || queued != 0 {
+		t.Fatalf("%d deliveries queued after the created user's (%v)", queued, err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 1 {

@@ -15,7 +15,7 @@ func TestLoadConfigDefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":8080" || c.DB != "latchkey.db" || c.PublicURL != "http://localhost:8080" || c.BcryptCost != 10 || c.AppName != "Latchkey" {
+	if c.Addr != "127.0.0.1:8080" || c.DB != "latchkey.db" || c.PublicURL != "http://localhost:8080" || c.BcryptCost != 10 || c.AppName != "Latchkey" {
 		t.Fatalf("defaults = %+v", c)
 	}
 	c, err = loadConfig([]string{"-addr", "127.0.0.1:9999"}, func(k string) string {

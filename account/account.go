@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"latchkey/store"
 )
@@ -47,6 +48,15 @@ type PasswordMail struct {
 	LoginID    string
 	Password   string
 	MustChange bool
+	// Channel is "" or store.ChannelEmail for email, store.ChannelSMS for
+	// a text message to the phone number in To.
+	Channel string
+	// ValidDays, for a text, says how many days the temporary password
+	// keeps working (0: no limit to mention).
+	ValidDays int
+	// Refused, when set, is why an abuse limit kept the text from being
+	// sent: the mailer records a failed message with this reason instead.
+	Refused string
 }
 
 // Password mail kinds.
@@ -65,6 +75,9 @@ type ForgotPasswordMail struct {
 	Link    string
 	CodeTTL time.Duration
 	LinkTTL time.Duration
+	// Channel is "" for email (code and link), store.ChannelSMS for a
+	// text with the code only.
+	Channel string
 }
 
 // Mailer queues email inside a store transaction. The mail package
@@ -106,6 +119,8 @@ type Config struct {
 	BcryptCost int
 	// PhoneRegion is the default region for phone numbers without a country code.
 	PhoneRegion string
+	// SMS holds the abuse limits on text messages (account/sms.go).
+	SMS SMSLimits
 }
 
 // Service runs every account operation.
@@ -117,6 +132,8 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	policy atomic.Pointer[Policy]
+	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
+	totpSealer *Sealer
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }
@@ -139,6 +156,9 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, mailer: mailer, events: events, cfg: cfg, log: log,
 		Now: func() time.Time { return time.Now().UTC() }}
 	if err := s.loadPolicy(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.renormalizeLoginIDs(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -186,6 +206,14 @@ func (s *Service) loadPolicy(ctx context.Context) error {
 // Policy returns the password policy in force.
 func (s *Service) Policy() Policy { return *s.policy.Load() }
 
+// Caps on the password policy: every remembered password is a bcrypt
+// check on each change, and every keyword a scan of each password checked.
+const (
+	MaxHistorySize      = 50
+	MaxExcludedKeywords = 200
+	MaxKeywordLength    = 100
+)
+
 // SavePolicy validates and stores a new password policy.
 func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 	var errs []*Error
@@ -204,6 +232,9 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 			errs = append(errs, fieldErr(f.name, "ValidationFailed", "Enter a number between 0 and 3650.", nil))
 		}
 	}
+	if p.HistorySize > MaxHistorySize {
+		errs = append(errs, fieldErr("history_size", "ValidationFailed", fmt.Sprintf("Enter a number between 0 and %d: each remembered password is checked on every change.", MaxHistorySize), nil))
+	}
 	var kw []string
 	for _, k := range p.ExcludedKeywords {
 		if k = strings.TrimSpace(k); k != "" {
@@ -211,6 +242,15 @@ func (s *Service) SavePolicy(ctx context.Context, actor Actor, p Policy) error {
 		}
 	}
 	p.ExcludedKeywords = kw
+	if len(kw) > MaxExcludedKeywords {
+		errs = append(errs, fieldErr("excluded_keywords", "ValidationFailed", fmt.Sprintf("Enter at most %d keywords.", MaxExcludedKeywords), nil))
+	}
+	for _, k := range kw {
+		if utf8.RuneCountInString(k) > MaxKeywordLength {
+			errs = append(errs, fieldErr("excluded_keywords", "ValidationFailed", fmt.Sprintf("A keyword can be at most %d characters.", MaxKeywordLength), nil))
+			break
+		}
+	}
 	if err := JoinErrors(errs); err != nil {
 		return err
 	}

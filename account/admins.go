@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -94,11 +93,19 @@ func (s *Service) SetupAdmin(ctx context.Context, token, email, password string)
 	if err != nil {
 		return nil, err
 	}
-	admin, err = s.store.AdminByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
+	id, err := NormalizeLoginID(KindEmail, email, s.cfg.PhoneRegion)
+	if err != nil {
+		return nil, err
+	}
+	admin, err = s.store.AdminByEmail(ctx, id.Norm)
 	return admin, err
 }
 
 func (s *Service) createAdmin(ctx context.Context, email, password string, guard func(tx *store.Tx) error) error {
+	return s.createAdminAs(ctx, SystemActor, email, password, guard)
+}
+
+func (s *Service) createAdminAs(ctx context.Context, actor Actor, email, password string, guard func(tx *store.Tx) error) error {
 	var errs []*Error
 	id, err := NormalizeLoginID(KindEmail, email, s.cfg.PhoneRegion)
 	if err != nil {
@@ -128,27 +135,14 @@ func (s *Service) createAdmin(ctx context.Context, email, password string, guard
 		if err != nil {
 			return err
 		}
-		return s.events.Record(ctx, tx, SystemActor, Event{Type: EventAdminCreated, Payload: map[string]any{"email": id.Norm}})
+		return s.events.Record(ctx, tx, actor, Event{Type: EventAdminCreated, Payload: map[string]any{"email": id.Norm}})
 	})
 }
 
-// AdminLogin checks an admin's email and password. Unknown email and wrong
-// password give the same error after the same work.
+// AdminLogin checks an admin's email and password with no actor; the
+// portal calls AdminSignIn.
 func (s *Service) AdminLogin(ctx context.Context, email, password string) (*store.Admin, error) {
-	a, err := s.store.AdminByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
-	if errors.Is(err, store.ErrNotFound) {
-		s.hasher.VerifyDummy(password)
-		return nil, ErrBadCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	if !s.hasher.Verify(a.PasswordHash, password) {
-		return nil, ErrBadCredentials
-	}
-	if err := s.store.TouchAdminLogin(ctx, a.ID, s.Now()); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return s.AdminSignIn(ctx, SystemActor, email, password)
 }
 
 // Admin loads an admin by ID.

@@ -114,7 +114,10 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, sess *Session
 		if err := s.putUserPassword(ctx, tx, actor, u, hash, now); err != nil {
 			return err
 		}
-		ended, err = tx.DeleteUserSessions(ctx, u.ID, sess.tokenHash)
+		if ended, err = tx.DeleteUserSessions(ctx, u.ID, sess.tokenHash); err != nil {
+			return err
+		}
+		_, err = tx.RevokeUserOIDCTokens(ctx, u.ID, now) // apps' refresh tokens too
 		return err
 	})
 	if err != nil {
@@ -155,6 +158,9 @@ func (s *Service) ChangeExpiredPassword(ctx context.Context, actor Actor, sess *
 			return err
 		}
 		if _, err := tx.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+			return err
+		}
+		if _, err := tx.RevokeUserOIDCTokens(ctx, u.ID, now); err != nil {
 			return err
 		}
 		if token, err = s.startSession(ctx, tx, actor, u.ID, false, now); err != nil {

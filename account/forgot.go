@@ -21,10 +21,20 @@ const (
 	ResetCooldown     = time.Minute
 	maxCodeFailures   = 5
 	ReasonResetFailed = "InvalidResetCode"
+	// MaxDailyCodeFailures caps code attempts per account across all its
+	// requests of the last ResetCodeWindow: past it, codes are refused
+	// (the emailed link still works) until the window moves on or an
+	// admin sets a password.
+	MaxDailyCodeFailures = 20
+	ResetCodeWindow      = 24 * time.Hour
+	// ForgotPasswordMinTime is how long every forgot-password request
+	// takes at least, known account or not, so the time of the answer
+	// does not tell them apart.
+	ForgotPasswordMinTime = 100 * time.Millisecond
 )
 
 func resetInvalid(link bool) *Error {
-	msg := "The code is incorrect or has expired. Check the latest email, or ask for a new code."
+	msg := "The code is incorrect or has expired. Check the latest email or text message, or ask for a new code."
 	if link {
 		msg = "This link has expired or has already been used. Ask for a new one."
 	}
@@ -38,6 +48,7 @@ func resetInvalid(link bool) *Error {
 // disabled or is in its one-minute cooldown, so the answer reveals
 // nothing; only a malformed login ID is an error.
 func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, linkBase string) error {
+	defer padTime(ctx, time.Now(), ForgotPasswordMinTime)
 	id, err := ParseAnyLoginID(loginID, s.cfg.PhoneRegion)
 	if err != nil {
 		e := err.(*Error)
@@ -64,9 +75,12 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		if err != nil {
 			return err
 		}
-		to := u.Email()
-		if to == "" || u.IsDisabled {
+		to, channel := forgotTarget(u, id)
+		if u.IsDisabled {
 			return nil
+		}
+		if to == "" {
+			return noRecoveryTarget()
 		}
 		now := s.Now()
 		// The cooldown is checked inside the write transaction, so two
@@ -77,8 +91,17 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := tx.UseAllPasswordResets(ctx, u.ID, now); err != nil {
-			return err
+		// Earlier requests stay open until they expire or one is used: a
+		// stranger who asks for a reset must not cancel the link the user
+		// already has. Only the newest request's code is accepted.
+		if channel == store.ChannelSMS {
+			refused, err := s.reserveSMS(ctx, tx, to, actor.IP)
+			if err != nil {
+				return err
+			}
+			if refused != nil {
+				return refused
+			}
 		}
 		r := store.PasswordReset{ID: uuid.NewString(), UserID: u.ID, CodeHash: hashCode(u.ID, code), LinkHash: hashToken(link),
 			CreatedAt: now, CodeExpiresAt: now.Add(ResetCodeTTL), LinkExpiresAt: now.Add(ResetLinkTTL)}
@@ -86,16 +109,34 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 			return err
 		}
 		sent = true
-		return s.mailer.QueueForgotPassword(ctx, tx, ForgotPasswordMail{UserID: u.ID, To: to, Code: code,
-			Link: linkBase + "?" + url.Values{"token": {link}}.Encode(), CodeTTL: ResetCodeTTL, LinkTTL: ResetLinkTTL})
+		m := ForgotPasswordMail{UserID: u.ID, To: to, Code: code, Link: linkBase + "?" + url.Values{"token": {link}}.Encode(),
+			CodeTTL: ResetCodeTTL, LinkTTL: ResetLinkTTL, Channel: channel}
+		if channel == store.ChannelSMS {
+			m.Link, m.LinkTTL = "", 0 // a text carries the code only
+		}
+		return s.mailer.QueueForgotPassword(ctx, tx, m)
 	})
 	if err != nil {
 		return fmt.Errorf("account: forgot password: %w", err)
 	}
 	if sent {
-		s.log.Info("forgot-password email queued", "user_id", ident.UserID)
+		s.log.Info("forgot-password message queued", "user_id", ident.UserID, "login_id_kind", id.Kind)
 	}
 	return nil
+}
+
+// padTime waits until min has passed since start (or ctx ends).
+func padTime(ctx context.Context, start time.Time, min time.Duration) {
+	left := min - time.Since(start)
+	if left <= 0 {
+		return
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func sixDigits() (string, error) {
@@ -144,8 +185,9 @@ func (s *Service) ResetPasswordWithLink(ctx context.Context, actor Actor, token 
 }
 
 // ResetPasswordWithCode sets a new password with the login ID and the
-// 6-digit code from the email. Five wrong codes burn the request. An
-// unknown login ID gets the same answer as a wrong code.
+// 6-digit code from the email. Five wrong codes burn the request, and
+// MaxDailyCodeFailures across the account's requests of the last day stop
+// codes altogether. An unknown login ID gets the same answer as a wrong code.
 func (s *Service) ResetPasswordWithCode(ctx context.Context, actor Actor, loginID, code string, in ChangePasswordInput) error {
 	id, err := ParseAnyLoginID(loginID, s.cfg.PhoneRegion)
 	if err != nil {
@@ -166,7 +208,8 @@ func (s *Service) ResetPasswordWithCode(ctx context.Context, actor Actor, loginI
 	if r.UsedAt != nil || !s.Now().Before(r.CodeExpiresAt) || r.CodeFailures >= maxCodeFailures {
 		return resetInvalid(false)
 	}
-	if ok, err := s.store.ReserveResetCodeAttempt(ctx, r.ID, maxCodeFailures); err != nil {
+	ok, err := s.store.ReserveResetCodeAttemptCapped(ctx, r.ID, r.UserID, maxCodeFailures, MaxDailyCodeFailures, s.Now().Add(-ResetCodeWindow))
+	if err != nil {
 		return err
 	} else if !ok {
 		return resetInvalid(false)
@@ -213,7 +256,10 @@ func (s *Service) finishReset(ctx context.Context, actor Actor, r *store.Passwor
 		if _, err := tx.DeleteLockout(ctx, u.ID); err != nil {
 			return err
 		}
-		_, err = tx.DeleteUserSessions(ctx, u.ID, "")
+		if _, err = tx.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+			return err
+		}
+		_, err = tx.RevokeUserOIDCTokens(ctx, u.ID, now) // apps' refresh tokens too
 		return err
 	})
 }

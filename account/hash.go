@@ -89,6 +89,45 @@ func ImportBcryptHash(hash string) (string, error) {
 	return formatBcrypt + hash, nil
 }
 
+// cost is the bcrypt cost new hashes get.
+func (h *Hasher) cost() int {
+	if h.Cost == 0 {
+		return bcrypt.DefaultCost
+	}
+	return h.Cost
+}
+
+// MaxImportCost is the highest bcrypt cost an imported hash may have: the
+// configured cost plus 2 (four times the work of a native hash). A
+// higher cost would make a wrong password for that account take far
+// longer than for an unknown one, telling the two apart, and give anyone
+// who types the login ID a lever on the server's CPU.
+func (h *Hasher) MaxImportCost() int { return min(h.cost()+2, MaxImportBcryptCost) }
+
+// ImportHash wraps an externally made bcrypt hash in Latchkey's format,
+// refusing (ErrBcryptCostTooHigh) a cost above MaxImportCost.
+func (h *Hasher) ImportHash(hash string) (string, error) {
+	cost, err := bcrypt.Cost([]byte(hash))
+	if err != nil {
+		return "", errors.New("account: not a bcrypt hash")
+	}
+	if cost > h.MaxImportCost() {
+		return "", ErrBcryptCostTooHigh
+	}
+	return formatBcrypt + hash, nil
+}
+
+// NeedsRehash reports whether a stored hash is not in the current format
+// at the current cost: an imported plain bcrypt hash, or one made before
+// the cost was changed. Sign-in replaces it once the password is known.
+func (h *Hasher) NeedsRehash(stored string) bool {
+	if !strings.HasPrefix(stored, formatBcryptSHA512) {
+		return true
+	}
+	cost, err := bcrypt.Cost([]byte(stored[len(formatBcryptSHA512):]))
+	return err != nil || cost != h.cost()
+}
+
 // equalSecret compares two secrets in constant time.
 func equalSecret(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1

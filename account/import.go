@@ -96,9 +96,9 @@ func (s *Service) ImportUsers(ctx context.Context, actor Actor, recs []ImportRec
 			fail(fieldErr("password", ReasonValidationFailed, "Give either password or password_hash, not both.", nil))
 			continue
 		case rec.PasswordHash != "":
-			h, err := ImportBcryptHash(rec.PasswordHash)
+			h, err := s.hasher.ImportHash(rec.PasswordHash)
 			if errors.Is(err, ErrBcryptCostTooHigh) {
-				fail(fieldErr("password_hash", ReasonValidationFailed, fmt.Sprintf("password_hash has a bcrypt cost over %d: every sign-in would take too long. Rehash it at a lower cost, or import the password itself.", MaxImportBcryptCost), nil))
+				fail(fieldErr("password_hash", ReasonValidationFailed, fmt.Sprintf("password_hash has a bcrypt cost over %d (this server's cost plus 2): every sign-in would take too long. Rehash it at a lower cost, or import the password itself.", s.hasher.MaxImportCost()), nil))
 				continue
 			} else if err != nil {
 				fail(fieldErr("password_hash", ReasonValidationFailed, "password_hash is not a bcrypt hash ($2a$, $2b$ or $2y$).", nil))

@@ -56,7 +56,10 @@ type LoginResult struct {
 type Session struct {
 	UserID     string
 	Restricted bool
-	tokenHash  string
+	// CreatedAt is when the user signed in (or replaced an expired
+	// password): an OpenID Connect app's auth_time.
+	CreatedAt time.Time
+	tokenHash string
 }
 
 func lockedErr(until *time.Time) *Error {
@@ -112,12 +115,20 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 			return nil, err
 		}
 		if !ok {
+			// The same hashing work as a wrong password, so a locked
+			// account cannot be told from an unknown one by time.
+			s.hasher.VerifyDummy(in.Password)
 			l, err := s.store.LockoutByUser(ctx, u.ID)
 			if err != nil {
 				return nil, err
 			}
 			return nil, lockedErr(l.LockedUntil)
 		}
+		// The attempt is reserved: settle it whatever happens to the
+		// request from here on. A client that hangs up mid-check cancels
+		// the request's context, and a reservation left unsettled would
+		// count against the account until it lapses.
+		ctx = context.WithoutCancel(ctx)
 	}
 	if !s.hasher.Verify(u.Password.Hash, in.Password) {
 		var until *time.Time
@@ -140,7 +151,11 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		return nil, ErrBadCredentials
 	}
 
-	// The password is right: whatever follows, the failures are forgotten.
+	// The password is right: whatever follows, the failures are forgotten,
+	// and a hash in an old format or at another cost is brought up to date.
+	s.rehash(u.Password.Hash, in.Password, func(h string) error {
+		return s.store.RehashPassword(ctx, u.ID, u.Password.Hash, h)
+	})
 	now := s.Now()
 	if u.IsDisabled {
 		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
@@ -178,6 +193,22 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		return nil, err
 	}
 	return res, nil
+}
+
+// rehash stores a new hash of password through put when stored is not in
+// the current format and cost (an imported hash, a changed cost). A
+// failure is logged, not returned: the sign-in itself succeeded.
+func (s *Service) rehash(stored, password string, put func(hash string) error) {
+	if !s.hasher.NeedsRehash(stored) {
+		return
+	}
+	h, err := s.hasher.Hash(password)
+	if err == nil {
+		err = put(h)
+	}
+	if err != nil {
+		s.log.Error("rehash password", "err", err)
+	}
 }
 
 // authenticated records a completed sign-in: last login and the event.
@@ -248,7 +279,7 @@ func (s *Service) Session(ctx context.Context, token string) (*Session, error) {
 		_ = s.store.DeleteUserSession(ctx, h)
 		return nil, sessionEnded()
 	}
-	return &Session{UserID: us.UserID, Restricted: us.Restricted, tokenHash: h}, nil
+	return &Session{UserID: us.UserID, Restricted: us.Restricted, CreatedAt: us.CreatedAt, tokenHash: h}, nil
 }
 
 func sessionEnded() *Error {

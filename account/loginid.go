@@ -1,11 +1,10 @@
 package account
 
 import (
-	"net/mail"
-	"regexp"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Login ID kinds, as the Admin API's loginID.key names them.
@@ -14,8 +13,6 @@ const (
 	KindPhone    = "phone"
 	KindUsername = "username"
 )
-
-var usernameRE = regexp.MustCompile(`^[a-z0-9._-]{3,40}$`)
 
 // LoginID is a normalised login ID: Value is what is stored and shown,
 // Norm the lowercased key that makes it unique in any case variant.
@@ -28,6 +25,9 @@ type LoginID struct {
 // NormalizeLoginID validates a login ID of the given kind and returns its
 // normal form: emails trimmed and matched case-insensitively, phone numbers
 // in E.164 (parsed with region as the default), usernames lowercased.
+// Unicode is normalised first (normalizeEmail, normalizeUsername), so
+// that NFC and NFD spellings, fullwidth look-alikes and the Kelvin sign
+// are one login ID, never two accounts.
 func NormalizeLoginID(kind, raw, region string) (LoginID, error) {
 	v := strings.TrimSpace(raw)
 	switch kind {
@@ -35,15 +35,11 @@ func NormalizeLoginID(kind, raw, region string) (LoginID, error) {
 		if v == "" {
 			return LoginID{}, fieldErr("loginID", "ValidationFailed", "Enter an email address.", map[string]any{"kind": "required"})
 		}
-		addr, err := mail.ParseAddress(v)
-		if err != nil || addr.Address != v || addr.Name != "" || !validEmailDomain(v) {
+		value, key, ok := normalizeEmail(v)
+		if !ok {
 			return LoginID{}, fieldErr("loginID", "ValidationFailed", "Enter a valid email address, like name@example.com.", map[string]any{"kind": "format", "format": "email"})
 		}
-		at := strings.LastIndexByte(v, '@')
-		// The domain part is case-insensitive everywhere; the local part is
-		// matched case-insensitively too, as users expect.
-		v = v[:at] + "@" + strings.ToLower(v[at+1:])
-		return LoginID{KindEmail, v, strings.ToLower(v)}, nil
+		return LoginID{KindEmail, value, key}, nil
 	case KindPhone:
 		if v == "" {
 			return LoginID{}, fieldErr("loginID", "ValidationFailed", "Enter a phone number.", map[string]any{"kind": "required"})
@@ -55,9 +51,9 @@ func NormalizeLoginID(kind, raw, region string) (LoginID, error) {
 		e164 := phonenumbers.Format(num, phonenumbers.E164)
 		return LoginID{KindPhone, e164, e164}, nil
 	case KindUsername:
-		lv := strings.ToLower(v)
-		if !usernameRE.MatchString(lv) {
-			return LoginID{}, fieldErr("loginID", "ValidationFailed", "A username has 3 to 40 characters: letters a-z, digits, '.', '_' or '-'.", map[string]any{"kind": "format", "format": "username"})
+		lv, err := normalizeUsername(v)
+		if err != nil {
+			return LoginID{}, err
 		}
 		return LoginID{KindUsername, lv, lv}, nil
 	}
@@ -68,7 +64,9 @@ func NormalizeLoginID(kind, raw, region string) (LoginID, error) {
 // username" field: '@' means email, a leading '+' or digits mean phone,
 // anything else a username. The first kind that parses wins.
 func ParseAnyLoginID(raw, region string) (LoginID, error) {
-	v := strings.TrimSpace(raw)
+	// Compatibility forms first, so a fullwidth '＠' or '＋' is read as
+	// the ASCII sign it looks like.
+	v := strings.TrimSpace(norm.NFKC.String(raw))
 	if strings.Contains(v, "@") {
 		return NormalizeLoginID(KindEmail, v, region)
 	}

@@ -15,6 +15,9 @@ type ResetPasswordInput struct {
 	Password           *string
 	SendPassword       bool
 	SetPasswordExpired bool
+	// SendTo picks where a sent password goes: "" for the user's email,
+	// or their phone when they have no email; "email" or "sms" insist.
+	SendTo string
 }
 
 // ResetPassword sets a new password for a user on an admin's behalf: the
@@ -42,7 +45,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 			errs = append(errs, policyErr("password", causes))
 		}
 	}
-	if in.SendPassword && u.Email() == "" {
+	if _, _, ok := passwordTarget(u, in.SendTo); in.SendPassword && !ok {
 		errs = append(errs, noEmailTarget())
 	}
 	if err := JoinErrors(errs); err != nil {
@@ -57,8 +60,9 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 		if u, err = loadUser(ctx, tx, in.UserID); err != nil {
 			return err
 		}
-		if in.SendPassword && u.Email() == "" {
-			return noEmailTarget() // the email went away since the check above
+		channel, to, ok := passwordTarget(u, in.SendTo)
+		if in.SendPassword && !ok {
+			return noEmailTarget() // the email or phone went away since the check above
 		}
 		if !generated {
 			reused, err := s.checkHistory(ctx, tx, u.ID, password, policy)
@@ -82,6 +86,9 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 		if _, err := tx.DeleteUserSessions(ctx, u.ID, ""); err != nil {
 			return err
 		}
+		if _, err := tx.RevokeUserOIDCTokens(ctx, u.ID, now); err != nil {
+			return err
+		}
 		if err := tx.TouchUser(ctx, u.ID, now); err != nil {
 			return err
 		}
@@ -90,8 +97,12 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 			if s.mailer == nil {
 				return errors.New("account: no mailer configured")
 			}
-			if err := s.mailer.QueuePassword(ctx, tx, PasswordMail{Kind: MailPasswordReset, UserID: u.ID, To: u.Email(),
-				LoginID: u.Email(), Password: password, MustChange: in.SetPasswordExpired}); err != nil {
+			m := PasswordMail{Kind: MailPasswordReset, UserID: u.ID, To: to, LoginID: to, Password: password, MustChange: in.SetPasswordExpired}
+			if channel == store.ChannelSMS {
+				if err := s.queuePasswordText(ctx, tx, m); err != nil {
+					return err
+				}
+			} else if err := s.mailer.QueuePassword(ctx, tx, m); err != nil {
 				return err
 			}
 		}
@@ -123,5 +134,5 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 
 func noEmailTarget() *Error {
 	return &Error{Name: "Invalid", Reason: ReasonSendPasswordNoTarget, Field: "sendPassword",
-		Message: "The password can only be sent to an email address; this user has no email."}
+		Message: "The password can only be sent to an email address or a phone number; this user has neither."}
 }

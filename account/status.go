@@ -30,6 +30,11 @@ func (s *Service) SetDisabledStatus(ctx context.Context, actor Actor, userID str
 		if err := tx.SetUserDisabled(ctx, userID, disabled, reason, now); err != nil {
 			return err
 		}
+		if disabled {
+			if _, err := tx.RevokeUserOIDCTokens(ctx, userID, now); err != nil { // apps' tokens end with the account
+				return err
+			}
+		}
 		wasDisabled := u.IsDisabled
 		u.IsDisabled, u.DisableReason, u.UpdatedAt = disabled, reason, now
 		if wasDisabled == disabled {

@@ -87,7 +87,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 	}
 	if in.SendPassword {
 		switch {
-		case idErr == nil && id.Kind != KindEmail:
+		case idErr == nil && id.Kind == KindUsername:
 			errs = append(errs, noEmailTarget())
 		case in.Password == nil:
 			errs = append(errs, fieldErr("sendPassword", ReasonValidationFailed, "There is no password to send.", nil))
@@ -145,8 +145,12 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 			if s.mailer == nil {
 				return errors.New("account: no mailer configured")
 			}
-			if err := s.mailer.QueuePassword(ctx, tx, PasswordMail{Kind: MailNewUser, UserID: u.ID, To: id.Value,
-				LoginID: id.Value, Password: password, MustChange: in.SetPasswordExpired}); err != nil {
+			m := PasswordMail{Kind: MailNewUser, UserID: u.ID, To: id.Value, LoginID: id.Value, Password: password, MustChange: in.SetPasswordExpired}
+			if id.Kind == KindPhone {
+				if err := s.queuePasswordText(ctx, tx, m); err != nil {
+					return err
+				}
+			} else if err := s.mailer.QueuePassword(ctx, tx, m); err != nil {
 				return err
 			}
 		}

@@ -104,7 +104,7 @@ func TestCreateUserFailuresChangeNothing(t *testing.T) {
 		in     CreateUserInput
 		reason string
 	}{
-		{"send to phone", CreateUserInput{LoginIDKey: KindPhone, LoginIDValue: "+14155550101", Password: ptr(""), SendPassword: true}, ReasonSendPasswordNoTarget},
+		{"send to phone without a password", CreateUserInput{LoginIDKey: KindPhone, LoginIDValue: "+14155550101", SendPassword: true}, ReasonValidationFailed},
 		{"send to username", CreateUserInput{LoginIDKey: KindUsername, LoginIDValue: "someone", Password: ptr("abcdefgh1"), SendPassword: true}, ReasonSendPasswordNoTarget},
 		{"duplicate other case", CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "taken@EXAMPLE.com", Password: ptr("")}, ReasonInvariantViolated},
 		{"bad email", CreateUserInput{LoginIDKey: KindEmail, LoginIDValue: "nope", Password: ptr("abcdefgh1")}, ReasonValidationFailed},

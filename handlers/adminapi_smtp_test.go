@@ -77,8 +77,8 @@ func TestAdminAPIErrorsSendNothingOverSMTP(t *testing.T) {
 	a, srv := newSMTPAPIApp(t)
 	d := a.gqlOK(`mutation { createUser(input: {definition: {loginID: {key: "email", value: "taken@example.com"}}, password: "first-passw0rd"}) { user { id } } }`, nil)
 	emailUser := path(d, "createUser", "user", "id")
-	d = a.gqlOK(`mutation { createUser(input: {definition: {loginID: {key: "phone", value: "+14155550100"}}, password: "first-passw0rd"}) { user { id } } }`, nil)
-	phoneUser := path(d, "createUser", "user", "id")
+	d = a.gqlOK(`mutation { createUser(input: {definition: {loginID: {key: "username", value: "nameonly"}}, password: "first-passw0rd"}) { user { id } } }`, nil)
+	nameUser := path(d, "createUser", "user", "id")
 	p := account.DefaultPolicy()
 	p.HistorySize = 3
 	if err := a.acct.SavePolicy(context.Background(), account.SystemActor, p); err != nil {
@@ -91,7 +91,7 @@ func TestAdminAPIErrorsSendNothingOverSMTP(t *testing.T) {
 		{"DuplicatedIdentity", `mutation { createUser(input: {definition: {loginID: {key: "email", value: "taken@example.com"}}, password: "", sendPassword: true}) { user { id } } }`, nil},
 		{"PasswordPolicyViolated", `mutation($id: ID!) { resetPassword(input: {userID: $id, password: "short", sendPassword: true}) { user { id } } }`, map[string]any{"id": emailUser}},
 		{"PasswordReused", `mutation($id: ID!) { resetPassword(input: {userID: $id, password: "first-passw0rd", sendPassword: true}) { user { id } } }`, map[string]any{"id": emailUser}},
-		{"SendPasswordNoTarget", `mutation($id: ID!) { resetPassword(input: {userID: $id, sendPassword: true}) { user { id } } }`, map[string]any{"id": phoneUser}},
+		{"SendPasswordNoTarget", `mutation($id: ID!) { resetPassword(input: {userID: $id, sendPassword: true}) { user { id } } }`, map[string]any{"id": nameUser}},
 		{"UserNotFound", `mutation($id: ID!) { resetPassword(input: {userID: $id, sendPassword: true}) { user { id } } }`, map[string]any{"id": nodeID("00000000-0000-0000-0000-000000000000")}},
 	}
 	for i, tc := range failing {

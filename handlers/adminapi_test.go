@@ -162,11 +162,12 @@ func TestAdminAPIGeneratedPasswordNeverReturned(t *testing.T) {
 func TestAdminAPIErrors(t *testing.T) {
 	a := newAPIApp(t)
 	ctx := context.Background()
-	// An existing email user and a phone-only user.
+	// An existing email user and a username-only user (no email, no phone:
+	// nowhere to send a password).
 	d := a.gqlOK(`mutation { createUser(input: {definition: {loginID: {key: "email", value: "taken@example.com"}}, password: "first-passw0rd"}) { user { id } } }`, nil)
 	emailUser := path(d, "createUser", "user", "id").(string)
-	d = a.gqlOK(`mutation { createUser(input: {definition: {loginID: {key: "phone", value: "+14155550100"}}, password: "first-passw0rd"}) { user { id } } }`, nil)
-	phoneUser := path(d, "createUser", "user", "id").(string)
+	d = a.gqlOK(`mutation { createUser(input: {definition: {loginID: {key: "username", value: "nameonly"}}, password: "first-passw0rd"}) { user { id } } }`, nil)
+	nameUser := path(d, "createUser", "user", "id").(string)
 	if err := a.acct.SavePolicy(ctx, account.SystemActor, func() account.Policy {
 		p := account.DefaultPolicy()
 		p.UppercaseRequired, p.DigitRequired, p.MinLength, p.HistorySize = true, true, 10, 3
@@ -198,9 +199,9 @@ func TestAdminAPIErrors(t *testing.T) {
 			"Invalid", "PasswordPolicyViolated", wantCauses("PasswordTooShort", "PasswordUppercaseRequired", "PasswordDigitRequired")},
 		{"PasswordPolicyViolated/reset", `mutation($id: ID!) { resetPassword(input: {userID: $id, password: "weak", sendPassword: true}) { user { id } } }`, map[string]any{"id": emailUser},
 			"Invalid", "PasswordPolicyViolated", wantCauses("PasswordTooShort", "PasswordUppercaseRequired", "PasswordDigitRequired")},
-		{"SendPasswordNoTarget/create", `mutation { createUser(input: {definition: {loginID: {key: "phone", value: "+14155550101"}}, password: "Second-passw0rd", sendPassword: true}) { user { id } } }`, nil,
+		{"SendPasswordNoTarget/create", `mutation { createUser(input: {definition: {loginID: {key: "username", value: "nameonly2"}}, password: "Second-passw0rd", sendPassword: true}) { user { id } } }`, nil,
 			"Invalid", "SendPasswordNoTarget", nil},
-		{"SendPasswordNoTarget/reset", `mutation($id: ID!) { resetPassword(input: {userID: $id, password: "Second-passw0rd", sendPassword: true}) { user { id } } }`, map[string]any{"id": phoneUser},
+		{"SendPasswordNoTarget/reset", `mutation($id: ID!) { resetPassword(input: {userID: $id, password: "Second-passw0rd", sendPassword: true}) { user { id } } }`, map[string]any{"id": nameUser},
 			"Invalid", "SendPasswordNoTarget", nil},
 		{"UserNotFound/reset", `mutation($id: ID!) { resetPassword(input: {userID: $id, password: "Second-passw0rd", sendPassword: true}) { user { id } } }`, map[string]any{"id": nodeID(uuid.NewString())},
 			"NotFound", "UserNotFound", nil},

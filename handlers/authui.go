@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/metrics"
 	"latchkey/views"
 )
 
@@ -157,13 +158,19 @@ func (s *Server) startUserSession(c echo.Context, token, next, flash string) err
 	return sess.Save(c.Request(), c.Response())
 }
 
-const msgBadCredentials = "Incorrect email, phone, username or password."
+// msgBadCredentials answers a wrong login ID, a wrong password and a
+// locked account alike (same status, same words), so that neither tells
+// a stranger which accounts exist.
+const msgBadCredentials = "Incorrect email, phone, username or password. After several failed attempts, sign-in pauses for a while: try again later, or use “Forgot password”."
 
 func (s *Server) authLoginShow(c echo.Context) error {
-	if us := endUser(c); us != nil {
+	f := views.AuthLoginForm{Next: safeNext(c.QueryParam("next"), "")}
+	// An app's sign-in that needs a fresh sign-in shows the form even to a
+	// signed-in user; /oauth2/continue only sends them here when it must.
+	app := s.oidcLoginApp(c, &f)
+	if us := endUser(c); us != nil && !app {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/settings"))
 	}
-	f := views.AuthLoginForm{Next: safeNext(c.QueryParam("next"), "")}
 	return render(c, http.StatusOK, views.AuthLogin(s.authLayout(c, "Sign in"), f))
 }
 
@@ -172,18 +179,29 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	f := views.AuthLoginForm{LoginID: c.FormValue("login_id"), Next: safeNext(c.FormValue("next"), "")}
 	fail := func(status int, msg string, forgot bool) error {
 		f.Error, f.ForgotHint = msg, forgot
+		s.oidcLoginApp(c, &f)
 		return render(c, status, views.AuthLogin(s.authLayout(c, "Sign in"), f))
 	}
 	ip := c.RealIP()
 	acctKey := loginLimitKey(f.LoginID, ip, s.acct.PhoneRegion())
 	if limited(c, s.authui.loginIP, ip) {
+		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many sign-in attempts from your network. Wait a minute and try again.", false)
 	}
 	if limited(c, s.authui.loginAcctIP, acctKey) {
+		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many failed sign-in attempts. Try again later, or use “Forgot password”.", true)
 	}
+	release, busy, err := s.admit(c, limiterHit{s.authui.loginIP, ip}, limiterHit{s.authui.loginAcctIP, acctKey})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return fail(http.StatusServiceUnavailable, busyMessage(busy), false)
+	}
+	defer release()
 	old, _ := userCookieSession(c).Values[userTokenKey].(string)
 	res, err := s.acct.Login(ctx, s.userActor(c), account.LoginInput{LoginID: f.LoginID, Password: c.FormValue("password"), OldSession: old})
+	metrics.SignIn(signInOutcome(res, err))
 	if errors.Is(err, account.ErrBadCredentials) {
 		s.log.Info("user sign-in failed", "ip", ip)
 		return fail(http.StatusUnauthorized, msgBadCredentials, false)
@@ -191,7 +209,8 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	if ae, ok := account.AsError(err); ok {
 		switch ae.Reason {
 		case account.ReasonAccountLocked:
-			return fail(http.StatusTooManyRequests, ae.Message, true)
+			s.log.Info("user sign-in refused: account locked", "ip", ip)
+			return fail(http.StatusUnauthorized, msgBadCredentials, false)
 		case account.ReasonTemporaryPasswordExpired:
 			return fail(http.StatusForbidden, ae.Message, true)
 		case account.ReasonUserDisabled:
@@ -246,6 +265,13 @@ func (s *Server) authChangeExpired(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Sign in again.")
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
+	release, busy, err := s.admit(c)
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return busyHTTPError(busy)
+	}
+	defer release()
 	token, err := s.acct.ChangeExpiredPassword(c.Request().Context(), s.userActor(c), us, in)
 	if err != nil {
 		if ae, ok := account.AsError(err); ok && ae.Reason == account.ReasonSessionEnded {
@@ -285,7 +311,14 @@ func (s *Server) authChangePassword(c echo.Context) error {
 		return s.authSettingsPage(c, http.StatusTooManyRequests, map[string]string{"": "Too many attempts. Wait a minute and try again."})
 	}
 	in := account.ChangePasswordInput{Current: c.FormValue("current_password"), New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ChangePassword(c.Request().Context(), s.userActor(c), us, in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.changeUser, us.UserID})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		return s.authSettingsPage(c, http.StatusServiceUnavailable, map[string]string{"": busyMessage(busy)})
+	}
+	defer release()
+	err = s.acct.ChangePassword(c.Request().Context(), s.userActor(c), us, in)
 	if err != nil {
 		fe := account.FieldErrors(err)
 		if fe == nil {
@@ -316,6 +349,10 @@ func (s *Server) authForgot(c echo.Context) error {
 			return err
 		}
 		f.Error = "Enter your email, phone or username."
+		if status, msg := forgotRefusal(err); msg != "" {
+			f.Error = msg
+			return render(c, status, views.AuthForgot(s.authLayout(c, "Forgot password"), f))
+		}
 		return render(c, http.StatusUnprocessableEntity, views.AuthForgot(s.authLayout(c, "Forgot password"), f))
 	}
 	return c.Redirect(http.StatusSeeOther, "/reset-password/code?"+url.Values{"login_id": {f.LoginID}}.Encode())
@@ -348,7 +385,15 @@ func (s *Server) authResetCode(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ResetPasswordWithCode(c.Request().Context(), s.userActor(c), f.LoginID, strings.TrimSpace(c.FormValue("code")), in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.resetIP, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Errors = map[string]string{"": busyMessage(busy)}
+		return render(c, http.StatusServiceUnavailable, views.AuthResetCode(s.authLayout(c, "Reset password"), f))
+	}
+	defer release()
+	err = s.acct.ResetPasswordWithCode(c.Request().Context(), s.userActor(c), f.LoginID, strings.TrimSpace(c.FormValue("code")), in)
 	if err != nil {
 		if f.Errors = resetErrors(err, "code"); f.Errors == nil {
 			return err
@@ -390,7 +435,15 @@ func (s *Server) authResetLink(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
 	}
 	in := account.ChangePasswordInput{New: c.FormValue("password"), Confirm: c.FormValue("confirm")}
-	err := s.acct.ResetPasswordWithLink(c.Request().Context(), s.userActor(c), f.Token, in)
+	release, busy, err := s.admit(c, limiterHit{s.authui.resetIP, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Errors = map[string]string{"": busyMessage(busy)}
+		return render(c, http.StatusServiceUnavailable, views.AuthResetLink(s.authLayout(c, "Reset password"), f))
+	}
+	defer release()
+	err = s.acct.ResetPasswordWithLink(c.Request().Context(), s.userActor(c), f.Token, in)
 	if err != nil {
 		if f.Errors = resetErrors(err, ""); f.Errors == nil {
 			return err

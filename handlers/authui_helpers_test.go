@@ -112,8 +112,9 @@ func newAuthApp(t *testing.T, policy func(*account.Policy)) *authApp {
 	return newAuthAppCost(t, 4, policy)
 }
 
-// newAuthAppCost is newAuthApp with a chosen bcrypt cost.
-func newAuthAppCost(t *testing.T, cost int, policy func(*account.Policy)) *authApp {
+// newAuthAppCost is newAuthApp with a chosen bcrypt cost; configure may
+// change the handler config.
+func newAuthAppCost(t *testing.T, cost int, policy func(*account.Policy), configure ...func(*Config)) *authApp {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
@@ -140,6 +141,9 @@ func newAuthAppCost(t *testing.T, cost int, policy func(*account.Policy)) *authA
 		}
 	}
 	cfg := Config{PublicURL: "http://localhost", SessionKey: []byte("0123456789abcdef0123456789abcdef"), Log: log}
+	for _, f := range configure {
+		f(&cfg)
+	}
 	srv := httptest.NewServer(New(cfg, acct))
 	t.Cleanup(srv.Close)
 	a := &authApp{testApp: &testApp{t: t, srv: srv, acct: acct, store: st}, clock: clock, mailer: m, events: ev}

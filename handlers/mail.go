@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +28,7 @@ func (s *Server) mailRoutes(a *echo.Group) {
 	a.GET("/mail/dev/:mid", s.devMailShow)
 	a.GET("/mail/dev/:mid/html", s.devMailHTML)
 	a.POST("/users/:id/mail/:mid/retry", s.userMailRetry)
+	a.POST("/mail/retry-all", s.mailRetryAll)
 	s.userPanels = append(s.userPanels, s.userMailPanel)
 }
 
@@ -80,10 +82,44 @@ func (s *Server) userMailRetry(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/portal/users/"+url.PathEscape(userID)+"#mail")
 }
 
+// mailRetryAll is "Retry all" on the outbox page: every queued message
+// is due now, and failed messages that still hold their content go back
+// in the queue.
+func (s *Server) mailRetryAll(c echo.Context) error {
+	if s.cfg.Mail == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "Email delivery is not running.")
+	}
+	n, err := s.cfg.Mail.RetryAll(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	kind, msg := "success", fmt.Sprintf("%d messages will be sent now.", n)
+	switch n {
+	case 0:
+		kind, msg = "info", "No message is waiting to be sent, and no failed message can be sent again."
+	case 1:
+		msg = "1 message will be sent now."
+	}
+	if err := addFlash(c, portalSession(c), kind, msg); err != nil {
+		return err
+	}
+	to := "/portal/mail"
+	if s.devMailbox() != nil {
+		to += "?tab=outbox"
+	}
+	return c.Redirect(http.StatusSeeOther, to)
+}
+
 func (s *Server) mailIndex(c echo.Context) error {
 	ctx := c.Request().Context()
+	if c.QueryParam("tab") == "texts" {
+		return s.devTextsIndex(c)
+	}
 	box := s.devMailbox()
-	p := views.MailPage{DevMailbox: box != nil, Tab: "outbox"}
+	p := views.MailPage{DevMailbox: box != nil, DevTexts: s.devTexts() != nil, Tab: "outbox"}
+	if sess := portalSession(c); sess != nil {
+		p.CSRF, _ = sess.Values[csrfKey].(string)
+	}
 	if box != nil && c.QueryParam("tab") != "outbox" {
 		p.Tab = "dev"
 		for _, m := range box.List() {

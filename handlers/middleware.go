@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
-	"latchkey/store"
 	"latchkey/views"
 )
 
@@ -20,8 +18,10 @@ const (
 	ctxPortalSess = "portal_session"
 	ctxAdmin      = "admin"
 	csrfKey       = "csrf"
-	adminIDKey    = "admin_id"
-	flashKey      = "_flash"
+	// adminSessKey holds the portal session token; the database keeps
+	// only its hash (account.StartAdminSession).
+	adminSessKey = "admin_session"
+	flashKey     = "_flash"
 )
 
 // securityHeaders sets headers every answer carries.
@@ -108,14 +108,13 @@ func portalSession(c echo.Context) *sessions.Session {
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		sess := portalSession(c)
-		id, _ := sess.Values[adminIDKey].(string)
-		if id != "" {
-			a, err := s.store.AdminByID(c.Request().Context(), id)
+		if token, _ := sess.Values[adminSessKey].(string); token != "" {
+			a, err := s.acct.AdminSession(c.Request().Context(), token)
 			if err == nil {
 				c.Set(ctxAdmin, a)
 				return next(c)
 			}
-			if !errors.Is(err, store.ErrNotFound) {
+			if _, ok := account.AsError(err); !ok {
 				return err
 			}
 		}

@@ -47,35 +47,61 @@ func (s *Server) setupCreate(c echo.Context) error {
 }
 
 func (s *Server) portalLoginShow(c echo.Context) error {
-	if id, _ := portalSession(c).Values[adminIDKey].(string); id != "" {
-		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/portal/users"))
+	if token, _ := portalSession(c).Values[adminSessKey].(string); token != "" {
+		if _, err := s.acct.AdminSession(c.Request().Context(), token); err == nil {
+			return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next"), "/portal/users"))
+		}
 	}
 	f := views.AdminLoginForm{Next: safeNext(c.QueryParam("next"), "")}
 	return render(c, http.StatusOK, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 }
 
+// msgAdminBadCredentials answers a wrong email, a wrong password and a
+// paused sign-in alike.
+const msgAdminBadCredentials = "Incorrect email or password. After several failed attempts, sign-in pauses for a while."
+
+// portalLoginCreate signs an admin in: the per-address limit, then the
+// password (with the per-admin lockout), then the session.
 func (s *Server) portalLoginCreate(c echo.Context) error {
 	f := views.AdminLoginForm{Email: c.FormValue("email"), Next: safeNext(c.FormValue("next"), "")}
 	if limited(c, s.portalLoginLimit, c.RealIP()) {
 		f.Error = "Too many sign-in attempts. Wait a minute and try again."
 		return render(c, http.StatusTooManyRequests, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	}
-	admin, err := s.acct.AdminLogin(c.Request().Context(), f.Email, c.FormValue("password"))
-	if errors.Is(err, account.ErrBadCredentials) {
-		s.log.Warn("portal sign-in failed", "ip", c.RealIP())
-		f.Error = "Incorrect email or password."
+	release, busy, err := s.admit(c, limiterHit{s.portalLoginLimit, c.RealIP()})
+	if err != nil {
+		return err
+	} else if busy != nil {
+		f.Error = busyMessage(busy)
+		return render(c, http.StatusServiceUnavailable, views.AdminLogin(s.layout(c, "Sign in", ""), f))
+	}
+	defer release()
+	admin, err := s.acct.AdminSignIn(c.Request().Context(), s.adminActor(c), f.Email, c.FormValue("password"))
+	if errors.Is(err, account.ErrBadCredentials) || errors.Is(err, account.ErrAdminLocked) {
+		s.log.Warn("portal sign-in failed", "ip", c.RealIP(), "locked", errors.Is(err, account.ErrAdminLocked))
+		f.Error = msgAdminBadCredentials
 		return render(c, http.StatusUnauthorized, views.AdminLogin(s.layout(c, "Sign in", ""), f))
 	} else if err != nil {
 		return err
+	}
+	if has2FA, err := s.acct.AdminHasTOTP(c.Request().Context(), admin.ID); err != nil {
+		return err
+	} else if has2FA { // second step: a code (admins.go)
+		return s.startSecondFactor(c, admin.ID, safeNext(f.Next, "/portal/users"))
 	}
 	return s.startAdminSession(c, admin.ID, safeNext(f.Next, "/portal/users"), "")
 }
 
 // startAdminSession replaces whatever session the browser had with a new
-// one for the admin: fresh values, fresh CSRF token.
+// server-side one for the admin: a new token, fresh values, fresh CSRF token.
 func (s *Server) startAdminSession(c echo.Context, adminID, next, flash string) error {
 	sess := portalSession(c)
-	sess.Values = map[any]any{adminIDKey: adminID, csrfKey: account.NewToken()}
+	old, _ := sess.Values[adminSessKey].(string)
+	token, err := s.acct.StartAdminSession(c.Request().Context(), s.adminActor(c), adminID, old)
+	if err != nil {
+		return err
+	}
+	sess.Values = map[any]any{adminSessKey: token, csrfKey: account.NewToken()}
 	if flash != "" {
 		sess.AddFlash("success\x00"+flash, flashKey)
 	}
@@ -85,8 +111,15 @@ func (s *Server) startAdminSession(c echo.Context, adminID, next, flash string) 
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
+// portalLogout ends the session on the server, so a copy of the cookie
+// stops working too, then clears the cookie.
 func (s *Server) portalLogout(c echo.Context) error {
 	sess := portalSession(c)
+	if token, _ := sess.Values[adminSessKey].(string); token != "" {
+		if err := s.acct.EndAdminSession(c.Request().Context(), token); err != nil {
+			return err
+		}
+	}
 	sess.Values = map[any]any{}
 	sess.Options.MaxAge = -1
 	if err := sess.Save(c.Request(), c.Response()); err != nil {

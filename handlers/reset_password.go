@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
+	"latchkey/store"
 	"latchkey/views"
 )
 
@@ -28,7 +29,7 @@ func userNotFound404(err error) error {
 }
 
 func (s *Server) resetPasswordForm(u *account.User) views.ResetPasswordForm {
-	return views.ResetPasswordForm{UserID: u.ID, Title: views.UserTitle(u), Email: u.Email(), Mode: "manual",
+	return views.ResetPasswordForm{UserID: u.ID, Title: views.UserTitle(u), Email: u.Email(), Phone: u.Phone(), Mode: "manual",
 		SetPasswordExpired: true, Rules: s.acct.Policy().Rules()}
 }
 
@@ -46,6 +47,7 @@ type resetPasswordPost struct {
 	Password           string `form:"password"`
 	SendPassword       bool   `form:"sendPassword"`
 	SetPasswordExpired bool   `form:"setPasswordExpired"`
+	SendTo             string `form:"sendTo"`
 }
 
 // userResetPassword resets a user's password from the portal: "Enter a
@@ -65,6 +67,9 @@ func (s *Server) userResetPassword(c echo.Context) error {
 	f.Mode, f.SendPassword, f.SetPasswordExpired = in.PasswordMode, in.SendPassword, in.SetPasswordExpired
 	input := account.ResetPasswordInput{UserID: u.ID, SetPasswordExpired: in.SetPasswordExpired}
 	errs := map[string]string{}
+	if f.SendTo, input.SendTo = in.SendTo, resetSendTo(in.SendTo); input.SendTo == "?" {
+		errs["sendTo"] = "Choose Email or Text message."
+	}
 	switch in.PasswordMode {
 	case "manual":
 		if in.Password == "" {
@@ -73,8 +78,8 @@ func (s *Server) userResetPassword(c echo.Context) error {
 		pw := in.Password
 		input.Password, input.SendPassword = &pw, in.SendPassword
 	case "auto":
-		if u.Email() == "" {
-			errs["passwordMode"] = "No email identity found: an automatically created password could not reach the user. Enter a password instead."
+		if u.Email() == "" && u.Phone() == "" {
+			errs["passwordMode"] = "No email or phone identity found: an automatically created password could not reach the user. Enter a password instead."
 		}
 		empty := ""
 		input.Password, input.SendPassword = &empty, true
@@ -86,14 +91,14 @@ func (s *Server) userResetPassword(c echo.Context) error {
 	if len(errs) == 0 {
 		u, err := s.acct.ResetPassword(c.Request().Context(), s.adminActor(c), input)
 		if err == nil {
-			msg := "Password reset."
+			kind, msg := "success", "Password reset."
 			if input.SendPassword {
-				msg = "Password reset. The new password is on its way to " + u.Email() + "."
+				kind, msg = s.passwordSentFlash(c, u, "Password reset.")
 			}
 			if input.SetPasswordExpired {
 				msg += " The user must change it at next sign-in."
 			}
-			if err := addFlash(c, portalSession(c), "success", msg); err != nil {
+			if err := addFlash(c, portalSession(c), kind, msg); err != nil {
 				return err
 			}
 			return c.Redirect(http.StatusSeeOther, "/portal/users/"+u.ID)
@@ -104,4 +109,17 @@ func (s *Server) userResetPassword(c echo.Context) error {
 	}
 	f.Errors = errs
 	return render(c, http.StatusUnprocessableEntity, views.ResetPassword(s.layout(c, "Reset Password", "users"), f))
+}
+
+// resetSendTo reads the Reset Password form's "Send the password by"
+// choice, shown only to a user with both an email and a phone: "" leaves
+// the choice to account (email first); "?" is a value the form never sends.
+func resetSendTo(v string) string {
+	switch v {
+	case "":
+		return ""
+	case store.ChannelEmail, store.ChannelSMS:
+		return v
+	}
+	return "?"
 }

@@ -19,8 +19,12 @@ func (s *Server) routes(e *echo.Echo) {
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == importPath },
 	}))
 	e.Use(securityHeaders)
+	if s.secure {
+		e.Use(strictTransport)
+	}
 
 	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/portal/users") })
 	e.GET("/static/*", echo.WrapHandler(static.Handler()))
 
@@ -33,7 +37,8 @@ func (s *Server) routes(e *echo.Echo) {
 	p.POST("/login", s.portalLoginCreate)
 	p.POST("/logout", s.portalLogout)
 
-	a := p.Group("", s.requireAdmin)
+	a := p.Group("", s.requireAdmin, s.requireTwoFactorEnrolment)
+	s.adminsRoutes(p, a)
 	a.GET("/users", s.usersIndex)
 	a.GET("/users/new", s.usersNew)
 	a.POST("/users", s.usersCreate)
@@ -43,14 +48,16 @@ func (s *Server) routes(e *echo.Echo) {
 	a.POST("/password/check", s.passwordCheck)
 	a.POST("/password/generate", s.passwordGenerate)
 	s.eventsRoutes(e, a)
+	s.scriptRoutes(a)
 	s.mailRoutes(a)
 	s.adminAPIRoutes(e, a)
 
 	s.authUIRoutes(e, a)
+	s.oidcRoutes(e, a)
 }
 
 func (s *Server) healthz(c echo.Context) error {
-	if err := s.store.DB().PingContext(c.Request().Context()); err != nil {
+	if err := s.store.Ping(c.Request().Context()); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
@@ -18,6 +20,7 @@ import (
 	"latchkey/handlers/adminapi"
 	"latchkey/hooks"
 	"latchkey/mail"
+	"latchkey/oidc"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -30,7 +33,9 @@ type Config struct {
 	SessionKey []byte
 	// DevMailbox is set when no SMTP server is configured.
 	DevMailbox bool
-	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
+	// TrustProxy takes the client IP from X-Forwarded-For when the
+	// request comes from a trusted proxy: one in TrustedProxies, or, when
+	// that is empty, any loopback, link-local or private address.
 	TrustProxy bool
 	Log        *slog.Logger
 	// Hooks is the event log and webhook service; nil leaves the audit
@@ -39,6 +44,14 @@ type Config struct {
 	// Mail is the email outbox (user page delivery status, /portal/mail);
 	// nil when mail is not wired in.
 	Mail *mail.Outbox
+
+	// TrustedProxies narrows TrustProxy to these networks.
+	TrustedProxies []*net.IPNet
+	// OIDC is the OpenID Connect provider; nil builds one on first use.
+	OIDC *oidc.Provider
+	// Admission is the queue in front of password verification; nil
+	// gives NewAdmission(0, 0, 0): one slot per core plus one, a 1 s target.
+	Admission *Admission
 }
 
 // Server holds what handlers share.
@@ -51,6 +64,7 @@ type Server struct {
 	secure   bool
 
 	portalLoginLimit *Limiter
+	adminCodeLimit   *Limiter // sign-in code step, per IP (admins.go)
 	// userPanels add sections to the user page, in order.
 	userPanels []userPanel
 	hooks      *hooks.Service
@@ -61,6 +75,10 @@ type Server struct {
 	// API key authentications per IP.
 	adminAPI        *adminapi.API
 	apiAuthFailures *Limiter
+	// oidc holds the OpenID Connect provider (oidc.go).
+	oidc oidcState
+	// admission bounds the password verifications in progress and waiting.
+	admission *Admission
 }
 
 // New builds the Echo router with every route.
@@ -80,20 +98,28 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		portalLoginLimit: NewLimiter(10, minute),
 		apiAuthFailures:  NewLimiter(apiAuthFailuresPerMinute, minute),
 		hooks:            cfg.Hooks,
+		admission:        cfg.Admission,
+	}
+	if s.admission == nil {
+		s.admission = NewAdmission(0, 0, 0)
 	}
 	s.sessions = sessions.NewCookieStore(
 		account.DeriveKey(cfg.SessionKey, "session-hash"),
 		account.DeriveKey(cfg.SessionKey, "session-block"),
 	)
+	// The codec refuses cookies older than the longest session (its
+	// default is 30 days); the server-side session decides the rest.
+	s.sessions.MaxAge(int(account.AdminSessionTTL / time.Second))
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	if cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trustOptions(cfg.TrustedProxies)...)
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.observe) // outermost: request ID, request log, metrics
 	s.routes(e)
 	return e
 }
@@ -110,7 +136,7 @@ func render(c echo.Context, status int, comp templ.Component) error {
 
 // layout builds the LayoutData of a portal page.
 func (s *Server) layout(c echo.Context, title, nav string) views.LayoutData {
-	l := views.LayoutData{Title: title, AppName: s.cfg.AppName, Nav: nav, DevMailbox: s.cfg.DevMailbox}
+	l := views.LayoutData{Title: title, AppName: s.cfg.AppName, Nav: nav, DevMailbox: s.cfg.DevMailbox, DevTexts: s.devTexts() != nil}
 	if sess := portalSession(c); sess != nil {
 		l.CSRF, _ = sess.Values[csrfKey].(string)
 		l.Flashes = takeFlashes(c, sess)
@@ -128,9 +154,13 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	code := http.StatusInternalServerError
 	msg := "Something went wrong on our side. Please try again."
 	var he *echo.HTTPError
+	if store.IsBusy(err) {
+		s.busyDatabase(err, c)
+		return
+	}
 	if errors.As(err, &he) {
 		code = he.Code
-		if m, ok := he.Message.(string); ok && code < 500 {
+		if m, ok := he.Message.(string); ok && (code < 500 || code == http.StatusServiceUnavailable) {
 			msg = m
 		} else if code < 500 {
 			msg = http.StatusText(code)
@@ -139,14 +169,14 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	if code >= 500 {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "request_id", requestIDOf(c), "err", err)
 	}
 	if strings.HasPrefix(c.Path(), "/_api/") || strings.Contains(c.Request().Header.Get("Accept"), "application/json") && !strings.Contains(c.Request().Header.Get("Accept"), "text/html") {
-		_ = c.JSON(code, map[string]any{"error": msg})
+		_ = c.JSON(code, map[string]any{"error": msg, "request_id": requestIDOf(c)})
 		return
 	}
 	l := views.LayoutData{Title: http.StatusText(code), AppName: s.cfg.AppName}
-	if rerr := render(c, code, views.ErrorPage(l, code, msg)); rerr != nil {
+	if rerr := render(c, code, views.ErrorPageWithID(l, code, msg, requestIDOf(c))); rerr != nil {
 		s.log.Error("render error page", "err", rerr)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"latchkey/account"
 	"latchkey/store"
@@ -44,8 +45,15 @@ func newTestApp(t *testing.T, configure ...func(*Config)) *testApp {
 // startTestApp starts the app, with the test admin when withAdmin is set.
 func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *testApp {
 	t.Helper()
+	return startTestAppAt(t, withAdmin, filepath.Join(t.TempDir(), "test.db"), 0, configure...)
+}
+
+// startTestAppAt is startTestApp over the SQLite file at path, with a
+// write budget (0: the default).
+func startTestAppAt(t *testing.T, withAdmin bool, path string, writeTimeout time.Duration, configure ...func(*Config)) *testApp {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.OpenOptions(ctx, path, store.Options{WriteTimeout: writeTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +61,9 @@ func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *tes
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4}, nil, nil, log)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acct.SetSecret([]byte("0123456789abcdef0123456789abcdef")); err != nil {
 		t.Fatal(err)
 	}
 	if withAdmin {

@@ -47,6 +47,7 @@ func (s *Server) usersIndex(c echo.Context) error {
 			MustChange: account.ExpiredAt(r.ExpireAfter, now), EmailFailed: r.EmailFailed,
 		})
 	}
+	s.markFailedTexts(c, p.Users)
 	return render(c, http.StatusOK, views.UsersIndex(s.layout(c, "Users", "users"), p))
 }
 
@@ -89,8 +90,8 @@ func (s *Server) usersCreate(c echo.Context) error {
 		input.SendPassword = in.SendPassword
 		input.SetPasswordExpired = in.SetPasswordExpired
 	case "auto":
-		if in.LoginIDKey != account.KindEmail {
-			errs["passwordMode"] = "Only an email login ID can get an automatically created password."
+		if in.LoginIDKey == account.KindUsername {
+			errs["passwordMode"] = "Only an email or phone login ID can get an automatically created password."
 		}
 		empty := ""
 		input.Password = &empty
@@ -104,11 +105,11 @@ func (s *Server) usersCreate(c echo.Context) error {
 	if len(errs) == 0 {
 		u, err := s.acct.CreateUser(c.Request().Context(), s.adminActor(c), input)
 		if err == nil {
-			msg := "User created."
+			kind, msg := "success", "User created."
 			if input.SendPassword {
-				msg = "User created. The password is on its way to " + u.Email() + "."
+				kind, msg = s.passwordSentFlash(c, u, "User created.")
 			}
-			if err := addFlash(c, portalSession(c), "success", msg); err != nil {
+			if err := addFlash(c, portalSession(c), kind, msg); err != nil {
 				return err
 			}
 			return c.Redirect(http.StatusSeeOther, "/portal/users/"+u.ID)

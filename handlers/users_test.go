@@ -89,12 +89,13 @@ func TestCreateUserEveryModeAndKind(t *testing.T) {
 		{"email", "auto", false, false, want{303, true, false, true, ""}},
 		{"email", "none", true, true, want{303, false, false, false, ""}},
 		{"phone", "manual", false, true, want{303, true, true, false, ""}},
-		{"phone", "manual", true, true, want{422, false, false, false, "The password can only be sent to an email address"}},
-		{"phone", "auto", false, true, want{422, false, false, false, "Only an email login ID can get an automatically created password."}},
+		{"phone", "manual", true, true, want{303, true, true, true, ""}},
+		{"phone", "auto", false, true, want{303, true, true, true, ""}},
+		{"phone", "auto", false, false, want{303, true, false, true, ""}},
 		{"phone", "none", false, false, want{303, false, false, false, ""}},
 		{"username", "manual", false, false, want{303, true, false, false, ""}},
 		{"username", "manual", true, false, want{422, false, false, false, "The password can only be sent to an email address"}},
-		{"username", "auto", false, true, want{422, false, false, false, "Only an email login ID can get an automatically created password."}},
+		{"username", "auto", false, true, want{422, false, false, false, "Only an email or phone login ID can get an automatically created password."}},
 		{"username", "none", false, true, want{303, false, false, false, ""}},
 	}
 	for _, c := range cases {
@@ -134,7 +135,8 @@ func TestCreateUserEveryModeAndKind(t *testing.T) {
 				t.Fatalf("mails = %d, want mailed %v", len(m.sent), c.want.mailed)
 			}
 			if c.want.mailed {
-				if m.sent[0].To != loginIDs["email"] || !a.acct.Hasher().Verify(u.Password.Hash, m.sent[0].Password) {
+				wantChannel := map[string]string{"email": "", "phone": store.ChannelSMS}[c.kind]
+				if m.sent[0].To != loginIDs[c.kind] || m.sent[0].Channel != wantChannel || !a.acct.Hasher().Verify(u.Password.Hash, m.sent[0].Password) {
 					t.Errorf("mail %+v does not carry the stored password", m.sent[0])
 				}
 			}

@@ -38,9 +38,15 @@ func (s *Server) hooksPage(c echo.Context, nonBlocking, blocking views.WebhookFo
 	if err != nil {
 		return views.WebhooksPage{}, err
 	}
+	names, err := s.hooks.ScriptNames(c.Request().Context())
+	if err != nil {
+		return views.WebhooksPage{}, err
+	}
 	p := views.WebhooksPage{Types: webhookTypes(), NonBlocking: nonBlocking, Blocking: blocking}
 	for i := range ws {
-		p.Hooks = append(p.Hooks, webhookRow(&ws[i]))
+		row := webhookRow(&ws[i])
+		row.Name = names[ws[i].ID]
+		p.Hooks = append(p.Hooks, row)
 	}
 	return p, nil
 }
@@ -96,6 +102,11 @@ func (s *Server) loadHook(c echo.Context) (*store.Webhook, error) {
 func (s *Server) hookShow(c echo.Context) error {
 	w, err := s.loadHook(c)
 	if err != nil {
+		return err
+	}
+	if sc, err := s.hooks.HookScript(c.Request().Context(), w.ID); err == nil {
+		return s.scriptShow(c, w, sc)
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	p := views.WebhookPage{Hook: webhookRow(w)}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"latchkey/account"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
@@ -34,7 +35,7 @@ func BenchmarkDeliver1000(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				svc, err := New(st, testSecret, Config{}, quiet)
+				svc, err := New(st, testSecret, Config{Outbound: outbound.Policy{AllowPrivate: true}}, quiet)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,8 @@ import (
 	"github.com/google/uuid"
 
 	"latchkey/account"
+	"latchkey/outbound"
+	"latchkey/script"
 	"latchkey/store"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	RetryFor  time.Duration
 	// Concurrency is how many deliveries are sent at once (4).
 	Concurrency int
+	// Outbound is the address policy for webhook URLs, checked when a
+	// webhook is saved and at every connection. The zero value refuses
+	// loopback, private and link-local addresses.
+	Outbound outbound.Policy
 }
 
 func (c *Config) defaults() {
@@ -77,10 +82,16 @@ type Service struct {
 	// Now is the clock; tests move it.
 	Now func() time.Time
 
+	// scripts runs TypeScript hooks; its fetch uses client.
+	scripts  *script.Engine
+	compiled scriptCache
+
 	inflight sync.WaitGroup
 	busyMu   sync.Mutex
 	// busyHooks are the webhooks with an attempt running now.
 	busyHooks map[string]bool
+
+	hb heartbeat // the worker's last round, for /readyz
 }
 
 var _ account.Events = (*Service)(nil)
@@ -96,20 +107,25 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 	if err != nil {
 		return nil, fmt.Errorf("hooks: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		store:  st,
 		cfg:    cfg,
 		log:    log,
 		sealer: sl,
-		client: &http.Client{
-			// Redirects are not followed: a 3xx is not a 2xx.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// Redirects are not followed: a 3xx is not a 2xx.
+		client:    cfg.Outbound.Client(outbound.Options{Timeout: max(cfg.Timeout, cfg.BlockingTimeout)}),
 		wake:      make(chan struct{}, 1),
 		Now:       func() time.Time { return time.Now().UTC() },
 		busyHooks: map[string]bool{},
-	}, nil
+	}
+	s.scripts = script.NewEngine(s.client, script.Limits{})
+	return s, nil
 }
+
+// Outbound is the address policy of the service's outbound calls, for
+// other callers an admin configures (a script's fetch) to build their
+// client with.
+func (s *Service) Outbound() outbound.Policy { return s.cfg.Outbound }
 
 // Wake tells the delivery worker that new deliveries may be due.
 func (s *Service) Wake() {
@@ -268,7 +284,16 @@ func (s *Service) Blocking(ctx context.Context, actor account.Actor, ev account.
 	total, cancel := context.WithTimeout(ctx, s.cfg.BlockingTotal)
 	defer cancel()
 	for _, h := range hooks {
-		if err := s.callBlocking(total, h, id, body); err != nil {
+		sc, err := s.scriptFor(ctx, &h)
+		if err != nil {
+			return fmt.Errorf("hooks: blocking %s: %w", ev.Type, err)
+		}
+		if sc != nil {
+			err = s.callScriptBlocking(total, h, sc, body)
+		} else {
+			err = s.callBlocking(total, h, id, body)
+		}
+		if err != nil {
 			s.log.Warn("blocking hook stopped the operation", "event", ev.Type, "webhook_id", h.ID, "err", err.Error())
 			return err
 		}
@@ -292,6 +317,9 @@ func (s *Service) callBlocking(ctx context.Context, h store.Webhook, id string, 
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return blockingFailed(ReasonTimeout, "The blocking hook did not answer in time, so nothing was changed. Try again, or disable the hook in Webhooks.", h)
+		}
+		if errors.Is(err, outbound.ErrRefused) {
+			return blockingFailed(ReasonInvalidResponse, "The blocking hook's URL leads to a loopback, private or link-local address, which hooks may not reach, so nothing was changed. Change or disable the hook in Webhooks.", h)
 		}
 		return blockingFailed(ReasonInvalidResponse, "The blocking hook could not be reached, so nothing was changed. Try again, or disable the hook in Webhooks.", h)
 	}
@@ -343,7 +371,7 @@ type WebhookInput struct {
 func (s *Service) CreateWebhook(ctx context.Context, actor account.Actor, in WebhookInput) (*store.Webhook, string, error) {
 	var errs []*account.Error
 	u := strings.TrimSpace(in.URL)
-	if msg := checkURL(u); msg != "" {
+	if msg := s.cfg.Outbound.CheckURL(ctx, u); msg != "" {
 		errs = append(errs, &account.Error{Name: "Invalid", Reason: account.ReasonValidationFailed, Field: "url", Message: msg})
 	}
 	w := store.Webhook{ID: uuid.NewString(), URL: u, Kind: store.WebhookNonBlocking, Enabled: true}
@@ -396,24 +424,6 @@ func (s *Service) CreateWebhook(ctx context.Context, actor account.Actor, in Web
 func webhookPayload(w *store.Webhook) map[string]any {
 	return map[string]any{"webhook": map[string]any{"id": w.ID, "url": w.URL, "kind": w.Kind, "all_events": w.AllEvents,
 		"events": append([]string{}, w.Events...), "enabled": w.Enabled}}
-}
-
-// checkURL says what is wrong with a webhook URL, or "".
-func checkURL(raw string) string {
-	if raw == "" {
-		return "Enter the URL of your endpoint."
-	}
-	if len(raw) > 2000 {
-		return "The URL can be at most 2000 characters."
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "Enter a full http:// or https:// URL."
-	}
-	if u.User != nil {
-		return "Put credentials in your endpoint's checks, not in the URL."
-	}
-	return ""
 }
 
 // Webhooks lists every webhook.

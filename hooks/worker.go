@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"time"
 
+	"latchkey/metrics"
+	"latchkey/outbound"
 	"latchkey/store"
 )
 
 // lease is how long a claimed delivery stays hidden from other claims: one
-// attempt's timeout plus room. A crash mid-send makes it due again after.
-func (s *Service) lease() time.Duration { return s.cfg.Timeout + 20*time.Second }
+// attempt's timeout (a webhook's, or a TypeScript hook's 60 s at most) plus
+// room. A crash mid-send makes it due again after.
+func (s *Service) lease() time.Duration { return max(s.cfg.Timeout, MaxScriptTimeout) + 20*time.Second }
 
 // Run delivers queued webhooks until ctx is done: at start (so deliveries
 // left by a previous process go out), whenever Record wakes it after a
@@ -26,6 +29,7 @@ func (s *Service) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		s.hb.beat()
 		s.deliverDue(ctx)
 		if ctx.Err() != nil {
 			return
@@ -130,6 +134,7 @@ func (s *Service) attempt(ctx context.Context, id int64) {
 			res.Status, res.NextAt = store.DeliveryPending, &next
 		}
 	}
+	metrics.WebhookAttempt(sendErr == nil)
 	if err := s.store.FinishDeliveryAttempt(context.Background(), id, res); err != nil {
 		s.log.Error("webhook worker: record attempt", "delivery_id", id, "err", err)
 		return
@@ -168,6 +173,11 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	if err != nil {
 		return 0, 0, err
 	}
+	if sc, err := s.scriptFor(ctx, w); err != nil {
+		return 0, 0, err
+	} else if sc != nil {
+		return s.sendScript(ctx, d, sc, ev)
+	}
 	key, err := s.sealer.Open(w.Secret, []byte(w.ID))
 	if err != nil {
 		return 0, 0, fmt.Errorf("the signing secret could not be decrypted (was LATCHKEY_SECRET_KEY changed?)")
@@ -189,6 +199,9 @@ func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Durati
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			return 0, time.Since(start), fmt.Errorf("no answer within %s", s.cfg.Timeout)
+		}
+		if errors.Is(err, outbound.ErrRefused) {
+			return 0, time.Since(start), errors.New("refused: the URL leads to a loopback, private, link-local or reserved address, which webhooks may not reach")
 		}
 		return 0, time.Since(start), fmt.Errorf("request failed: %w", unwrapURLError(err))
 	}

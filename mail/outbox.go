@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"latchkey/account"
@@ -44,7 +45,11 @@ type Config struct {
 	// PollInterval is the longest the worker sleeps without being woken
 	// (default 1 min); commits wake it at once.
 	PollInterval time.Duration
-	Log          *slog.Logger
+	// KeepFailedFor is how long a failed message keeps its sealed secret,
+	// so that "Retry all" can still send it (default 7 days); then the
+	// secret is wiped.
+	KeepFailedFor time.Duration
+	Log           *slog.Logger
 }
 
 // Outbox is Latchkey's durable email outbox: it implements account.Mailer
@@ -53,6 +58,8 @@ type Config struct {
 type Outbox struct {
 	st     *store.Store
 	sender Sender
+	// texts delivers the sms channel (mail/text.go); nil until SetTextSender.
+	texts  Sender
 	sealer *account.Sealer
 	cfg    Config
 	log    *slog.Logger
@@ -66,9 +73,26 @@ type Outbox struct {
 	runMu  sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stop is closed when Stop begins; outcome retries end then.
+	stop chan struct{}
+
+	// active maps the messages this process is sending to their claim's
+	// fencing token (attempts).
+	activeMu sync.Mutex
+	active   map[int64]int
+	// unsettled counts sent messages whose outcome is being recorded;
+	// while any is, the worker claims nothing.
+	unsettled atomic.Int32
+	// failing is set, per channel, by a temporary failure and cleared by
+	// the next delivery on that channel, which then releases the messages
+	// waiting on backoff for it (an SMTP recovery says nothing of the SMS
+	// provider).
+	failing sync.Map // channel -> true
 
 	// Now is the clock; tests move it.
 	Now func() time.Time
+
+	hb heartbeat // the worker's last round, for /readyz
 }
 
 // New makes an outbox over st that delivers through sender.
@@ -103,6 +127,9 @@ func New(st *store.Store, sender Sender, cfg Config) (*Outbox, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Minute
+	}
+	if cfg.KeepFailedFor <= 0 {
+		cfg.KeepFailedFor = 7 * 24 * time.Hour
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -143,6 +170,7 @@ type sealed struct {
 	Link       string `json:"link,omitempty"`
 	CodeTTL    int64  `json:"code_ttl,omitempty"`
 	LinkTTL    int64  `json:"link_ttl,omitempty"`
+	ValidDays  int    `json:"valid_days,omitempty"`
 }
 
 // aad binds a sealed secret to its row's kind, user and recipient, so a
@@ -182,6 +210,8 @@ func (o *Outbox) subject(kind string) string {
 		return "[" + o.cfg.AppName + "] Your password has been changed"
 	case KindForgotPassword:
 		return "[" + o.cfg.AppName + "] Reset your password"
+	case KindAdminInvite:
+		return "[" + o.cfg.AppName + "] You are invited as an admin"
 	}
 	return ""
 }
@@ -193,12 +223,18 @@ func (o *Outbox) QueuePassword(ctx context.Context, tx *store.Tx, m account.Pass
 	if m.Kind != account.MailNewUser && m.Kind != account.MailPasswordReset {
 		return fmt.Errorf("mail: unknown password mail kind %q", m.Kind)
 	}
+	if m.Channel == store.ChannelSMS {
+		return o.queueText(ctx, tx, m.Kind, m.UserID, m.To, m.Refused, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange, ValidDays: m.ValidDays})
+	}
 	return o.queue(ctx, tx, m.Kind, m.UserID, m.To, sealed{LoginID: m.LoginID, Password: m.Password, MustChange: m.MustChange})
 }
 
 // QueueForgotPassword implements account.Mailer for the forgot-password
 // code and link.
 func (o *Outbox) QueueForgotPassword(ctx context.Context, tx *store.Tx, m account.ForgotPasswordMail) error {
+	if m.Channel == store.ChannelSMS {
+		return o.queueText(ctx, tx, KindForgotPassword, m.UserID, m.To, "", sealed{Code: m.Code, CodeTTL: int64(m.CodeTTL / time.Second)})
+	}
 	return o.queue(ctx, tx, KindForgotPassword, m.UserID, m.To, sealed{Code: m.Code, Link: m.Link,
 		CodeTTL: int64(m.CodeTTL / time.Second), LinkTTL: int64(m.LinkTTL / time.Second)})
 }
@@ -235,7 +271,10 @@ func (o *Outbox) render(ctx context.Context, m *store.OutboxMessage) (Message, e
 	if err != nil {
 		return Message{}, err
 	}
-	msg := Message{To: m.Recipient, Subject: m.Subject}
+	if m.Channel == store.ChannelSMS {
+		return o.renderText(m, s)
+	}
+	msg := Message{To: m.Recipient, Subject: m.Subject, Kind: m.Kind}
 	var buf bytes.Buffer
 	switch m.Kind {
 	case account.MailNewUser, account.MailPasswordReset:
@@ -253,6 +292,10 @@ func (o *Outbox) render(ctx context.Context, m *store.OutboxMessage) (Message, e
 			CodeMinutes: int((s.CodeTTL + 59) / 60), LinkMinutes: int((s.LinkTTL + 59) / 60)}
 		err = views.ForgotPasswordEmailHTML(d).Render(ctx, &buf)
 		msg.Text = views.ForgotPasswordEmailText(d)
+	case KindAdminInvite: // LoginID holds who invited
+		d := views.AdminInviteEmail{AppName: o.cfg.AppName, Link: s.Link, InvitedBy: s.LoginID, Hours: int(s.LinkTTL / 3600)}
+		err = views.AdminInviteEmailHTML(d).Render(ctx, &buf)
+		msg.Text = views.AdminInviteEmailText(d)
 	default:
 		err = fmt.Errorf("unknown message kind %q", m.Kind)
 	}
@@ -273,6 +316,22 @@ func (o *Outbox) backoff(attempts int) time.Duration {
 	}
 	d = min(d, o.cfg.RetryMax)
 	return d + time.Duration(mrand.Int64N(int64(d)/10+1))
+}
+
+// RetryAll makes every queued message due now and puts failed messages
+// that still hold their secret back in the queue ("Retry all" on the
+// outbox page), then wakes the worker. It returns how many it touched.
+func (o *Outbox) RetryAll(ctx context.Context) (int, error) {
+	var n int
+	err := o.st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		n, err = tx.RetryAllOutbox(ctx, o.Now())
+		if n > 0 {
+			tx.AfterCommit(o.Wake)
+		}
+		return err
+	})
+	return n, err
 }
 
 // RetryNow makes a queued message to userID due at once and wakes the

@@ -27,6 +27,9 @@ type Message struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Kind is the outbox kind (new_user, password_reset, forgot_password);
+	// SMS providers pass it on as the template name.
+	Kind string
 }
 
 // Sender delivers a message. An error wrapped in PermanentError means the
@@ -204,13 +207,16 @@ func (s *SMTPSender) Send(ctx context.Context, from string, m Message) error {
 	if err != nil {
 		return &PermanentError{fmt.Errorf("mail: recipient address: %w", err)}
 	}
-	deadline := time.Now().Add(s.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+	var first error
 	for try := 0; ; try++ {
+		// Each attempt has its own deadline: a retry on a new connection
+		// after a reused one stalled must not start out of time.
+		deadline := s.attemptDeadline(ctx)
 		sc, reused, err := s.get(ctx, deadline)
 		if err != nil {
+			if first != nil {
+				return fmt.Errorf("%w (after a reused connection failed: %v)", err, first)
+			}
 			return err
 		}
 		stage, err := sc.send(deadline, fromAddr, toAddr, raw)
@@ -232,12 +238,58 @@ func (s *SMTPSender) Send(ctx context.Context, from string, m Message) error {
 			return fmt.Errorf("%d %s", te.Code, te.Msg)
 		}
 		sc.close()
-		// A pooled connection the server has since closed fails on the
-		// first command, before anything was accepted: try a fresh one.
-		if reused && stage == "MAIL" && try == 0 {
+		where := ""
+		if reused {
+			where = " on a reused connection"
+		}
+		err = fmt.Errorf("mail: smtp %s%s: %w", stage, where, err)
+		// A pooled connection the server has since closed (or that
+		// stalled) fails on the first command, before anything was
+		// accepted: try a fresh one.
+		if reused && stage == "MAIL" && try == 0 && ctx.Err() == nil {
+			first = err
 			continue
 		}
-		return fmt.Errorf("mail: smtp %s: %w", stage, err)
+		if first != nil {
+			return fmt.Errorf("%w (after a reused connection failed: %v)", err, first)
+		}
+		return err
+	}
+}
+
+// attemptDeadline is now plus the timeout, or ctx's deadline if sooner.
+func (s *SMTPSender) attemptDeadline(ctx context.Context) time.Time {
+	deadline := time.Now().Add(s.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
+}
+
+// Warm opens connections until n are idle and ready (greeted, TLS,
+// logged in), so the outbox can mark a message sending only once a
+// connection waits for it. It stops at the first failure.
+func (s *SMTPSender) Warm(ctx context.Context, n int) error {
+	n = min(n, s.cfg.MaxIdle)
+	for {
+		s.mu.Lock()
+		fresh := 0
+		for _, sc := range s.idle {
+			if time.Since(sc.lastUsed) < s.cfg.IdleTimeout {
+				fresh++
+			}
+		}
+		if fresh >= n || s.closed {
+			s.mu.Unlock()
+			return nil
+		}
+		s.dials++
+		s.mu.Unlock()
+		sc, err := s.dial(ctx, s.attemptDeadline(ctx))
+		if err != nil {
+			return err
+		}
+		s.put(sc)
 	}
 }
 

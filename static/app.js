@@ -72,7 +72,10 @@
     var sync = function () {
       var kind = (form.querySelector('input[name="loginIDKey"]:checked') || {}).value;
       var mode = (form.querySelector('input[name="passwordMode"]:checked') || {}).value;
-      var isEmail = kind === "email";
+      // An email gets the password by email, a phone by text message (issue 10).
+      var isEmail = kind === "email" || kind === "phone";
+      var target = form.querySelector("[data-send-target]");
+      if (target) target.textContent = kind === "phone" ? "phone" : "email";
       auto.disabled = !isEmail;
       auto.closest("label").classList.toggle("is-disabled", !isEmail);
       form.querySelector('[data-hint-for="mode-auto"]').hidden = isEmail;
@@ -123,6 +126,22 @@
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
+    });
+  });
+})();
+
+// Applications (OpenID Connect): buttons marked data-copy copy the text of
+// the element with that ID (client ID, client secret) to the clipboard.
+(function () {
+  "use strict";
+  document.querySelectorAll("button[data-copy]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var el = document.getElementById(btn.getAttribute("data-copy"));
+      if (!el || !navigator.clipboard) return;
+      navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+        btn.textContent = "Copied";
+        setTimeout(function () { btn.textContent = "Copy"; }, 1500);
+      });
     });
   });
 })();

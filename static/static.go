@@ -4,17 +4,25 @@ package static
 
 import (
 	"embed"
+	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed *.css *.js
 var files embed.FS
 
-// Handler serves the embedded files under /static/.
+// Handler serves the embedded files under /static/. It serves files
+// only: a directory (/static/ itself) is a 404, not a listing.
 func Handler() http.Handler {
-	fs := http.StripPrefix("/static/", http.FileServer(http.FS(files)))
+	fileServer := http.StripPrefix("/static/", http.FileServer(http.FS(files)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if fi, err := fs.Stat(files, name); name == "" || err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		fs.ServeHTTP(w, r)
+		fileServer.ServeHTTP(w, r)
 	})
 }

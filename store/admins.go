@@ -61,3 +61,10 @@ func (t *Tx) TouchAdminLogin(ctx context.Context, id string, at time.Time) error
 	_, err := t.q.ExecContext(ctx, `UPDATE admins SET last_login_at = ? WHERE id = ?`, ms(at), id)
 	return mapErr("touch admin login", err)
 }
+
+// RehashAdminPassword replaces an admin's password hash with a new hash
+// of the same password, only while the stored hash is still oldHash.
+func (t *Tx) RehashAdminPassword(ctx context.Context, adminID, oldHash, newHash string) error {
+	_, err := t.q.ExecContext(ctx, `UPDATE admins SET password_hash = ? WHERE id = ? AND password_hash = ?`, newHash, adminID, oldHash)
+	return mapErr("rehash admin password", err)
+}

@@ -3,16 +3,16 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"time"
 )
 
-// Lockout is a user's sign-in failure state.
+// Lockout is a user's (or an admin's) sign-in failure state.
 type Lockout struct {
 	UserID string
-	// Failures counts attempts since the last success or lock, including
-	// attempts still being verified.
-	Failures     int
+	// Failures counts wrong passwords since the last success or lock.
+	Failures int
+	// Pending counts attempts reserved and still being verified.
+	Pending      int
 	LockCount    int
 	LockedUntil  *time.Time
 	LastFailedAt *time.Time
@@ -24,56 +24,26 @@ func (l *Lockout) Locked(now time.Time) bool {
 }
 
 // ReserveLoginAttempt atomically takes one of the user's password
-// attempts before the password is checked: one UPDATE that only succeeds
-// while the account is not locked and fewer than threshold attempts are
-// counted. It reports false when no attempt is left (locked). Because the
-// check and the increment are one statement, parallel attempts can never
-// take more than threshold between them.
+// attempts before the password is checked (see reserve). It reports false
+// when no attempt is left (locked, or threshold attempts in flight).
+// Every granted reservation must be settled with FailLoginAttempt or
+// ClearLoginFailures; one that is not lapses after AttemptSettleWindow.
 func (t *Tx) ReserveLoginAttempt(ctx context.Context, userID string, threshold int, now time.Time) (bool, error) {
-	var n int
-	err := t.q.QueryRowContext(ctx, `INSERT INTO login_lockouts (user_id, failures) VALUES (?, 1)
-		ON CONFLICT(user_id) DO UPDATE SET failures = failures + 1
-		WHERE (locked_until IS NULL OR locked_until <= ?) AND failures < ?
-		RETURNING failures`, userID, ms(now), threshold).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, mapErr("reserve login attempt", err)
-	}
-	return true, nil
+	return t.reserve(ctx, userLockouts, userID, threshold, now)
 }
 
-// FailLoginAttempt records that a reserved attempt had a wrong password.
-// When the reserved attempts have reached threshold it locks the account
-// for base * 2^(locks so far), at most max, and starts counting afresh.
+// FailLoginAttempt settles a reserved attempt that had a wrong password.
+// When the failures reach threshold it locks the account for
+// base * 2^(locks so far), at most max, and starts counting afresh.
 // It returns the lock's end when this failure locked the account.
 func (t *Tx) FailLoginAttempt(ctx context.Context, userID string, threshold int, now time.Time, base, max time.Duration) (*time.Time, error) {
-	var until sql.NullInt64
-	var locked bool
-	err := t.q.QueryRowContext(ctx, `UPDATE login_lockouts SET last_failed_at = ?,
-			locked_until = CASE WHEN failures >= ? THEN ? + MIN(? * (1 << MIN(lock_count, 20)), ?) ELSE locked_until END,
-			lock_count = CASE WHEN failures >= ? THEN lock_count + 1 ELSE lock_count END,
-			failures = CASE WHEN failures >= ? THEN 0 ELSE failures END
-		WHERE user_id = ? RETURNING locked_until, COALESCE(locked_until, 0) > ?`,
-		ms(now), threshold, ms(now), base.Milliseconds(), max.Milliseconds(), threshold, threshold, userID, ms(now)).Scan(&until, &locked)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, mapErr("fail login attempt", err)
-	}
-	if !locked {
-		return nil, nil
-	}
-	return timePtr(until), nil
+	return t.fail(ctx, userLockouts, userID, threshold, now, base, max)
 }
 
-// ClearLoginFailures forgets a user's failures and locks after a correct
-// password.
+// ClearLoginFailures settles a reserved attempt with the correct password:
+// it forgets the user's failures and locks.
 func (t *Tx) ClearLoginFailures(ctx context.Context, userID string) error {
-	_, err := t.q.ExecContext(ctx, `UPDATE login_lockouts SET failures = 0, lock_count = 0, locked_until = NULL WHERE user_id = ?`, userID)
-	return mapErr("clear login failures", err)
+	return t.clear(ctx, userLockouts, userID)
 }
 
 // DeleteLockout removes a user's lockout state (an admin clears it).
@@ -90,15 +60,7 @@ func (t *Tx) DeleteLockout(ctx context.Context, userID string) (bool, error) {
 // LockoutByUser returns the user's lockout state, or ErrNotFound when the
 // user has never failed.
 func (t *Tx) LockoutByUser(ctx context.Context, userID string) (*Lockout, error) {
-	l := Lockout{UserID: userID}
-	var until, last sql.NullInt64
-	err := t.q.QueryRowContext(ctx, `SELECT failures, lock_count, locked_until, last_failed_at FROM login_lockouts WHERE user_id = ?`, userID).
-		Scan(&l.Failures, &l.LockCount, &until, &last)
-	if err != nil {
-		return nil, mapErr("lockout by user", err)
-	}
-	l.LockedUntil, l.LastFailedAt = timePtr(until), timePtr(last)
-	return &l, nil
+	return t.lockout(ctx, userLockouts, userID)
 }
 
 // TouchUserLogin records a user's successful sign-in.

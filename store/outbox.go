@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"time"
 )
 
@@ -32,17 +33,19 @@ type OutboxMessage struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	DeliveredAt   *time.Time
+	// Channel is ChannelEmail or ChannelSMS (store/sms.go).
+	Channel string
 }
 
 const outboxCols = `id, COALESCE(user_id, ''), kind, recipient, subject, secret, status, attempts, next_attempt_at,
-	lease_until, COALESCE(last_error, ''), created_at, updated_at, delivered_at`
+	lease_until, COALESCE(last_error, ''), created_at, updated_at, delivered_at, channel`
 
 func scanOutbox(row interface{ Scan(...any) error }) (*OutboxMessage, error) {
 	var m OutboxMessage
 	var next, created, updated int64
 	var lease, delivered sql.NullInt64
 	if err := row.Scan(&m.ID, &m.UserID, &m.Kind, &m.Recipient, &m.Subject, &m.Secret, &m.Status, &m.Attempts, &next,
-		&lease, &m.LastError, &created, &updated, &delivered); err != nil {
+		&lease, &m.LastError, &created, &updated, &delivered, &m.Channel); err != nil {
 		return nil, err
 	}
 	m.NextAttemptAt, m.CreatedAt, m.UpdatedAt = fromMS(next), fromMS(created), fromMS(updated)
@@ -71,13 +74,13 @@ func (t *Tx) queryOutbox(ctx context.Context, op, query string, args ...any) ([]
 // transaction that makes the change the message is about.
 func (t *Tx) InsertOutbox(ctx context.Context, m *OutboxMessage) error {
 	res, err := t.q.ExecContext(ctx, `INSERT INTO mail_outbox (user_id, kind, recipient, subject, secret, status, attempts,
-		next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)`,
-		nullString(m.UserID), m.Kind, m.Recipient, m.Subject, m.Secret, ms(m.NextAttemptAt), ms(m.CreatedAt), ms(m.CreatedAt))
+		next_attempt_at, created_at, updated_at, channel) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
+		nullString(m.UserID), m.Kind, m.Recipient, m.Subject, m.Secret, ms(m.NextAttemptAt), ms(m.CreatedAt), ms(m.CreatedAt), channelOf(m.Channel))
 	if err != nil {
 		return mapErr("insert outbox", err)
 	}
 	m.ID, err = res.LastInsertId()
-	m.Status, m.UpdatedAt = OutboxQueued, m.CreatedAt
+	m.Status, m.UpdatedAt, m.Channel = OutboxQueued, m.CreatedAt, channelOf(m.Channel)
 	return mapErr("insert outbox", err)
 }
 
@@ -142,11 +145,24 @@ func (t *Tx) MarkOutboxRetry(ctx context.Context, id int64, attempts int, next t
 		last_error = ?, updated_at = ? WHERE id = ? AND status = 'sending' AND attempts = ?`, ms(next), lastErr, ms(at), id, attempts)
 }
 
-// MarkOutboxFailed abandons a claimed message with its reason and wipes
-// the secret.
+// MarkOutboxFailed fails a claimed message with its reason. The sealed
+// secret stays, so that "Retry all" can send the message once the mail
+// setup is fixed; WipeFailedOutbox abandons it for good later.
 func (t *Tx) MarkOutboxFailed(ctx context.Context, id int64, attempts int, reason string, at time.Time) (bool, error) {
-	return t.markOutbox(ctx, "mark outbox failed", `UPDATE mail_outbox SET status = 'failed', secret = NULL, lease_until = NULL,
+	return t.markOutbox(ctx, "mark outbox failed", `UPDATE mail_outbox SET status = 'failed', lease_until = NULL,
 		last_error = ?, updated_at = ? WHERE id = ? AND status = 'sending' AND attempts = ?`, reason, ms(at), id, attempts)
+}
+
+// WipeFailedOutbox wipes the secrets of messages that failed before
+// olderThan: they can no longer be retried. It returns how many it wiped.
+func (t *Tx) WipeFailedOutbox(ctx context.Context, olderThan, now time.Time) (int, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET secret = NULL, updated_at = ?
+		WHERE status = 'failed' AND secret IS NOT NULL AND updated_at < ?`, ms(now), ms(olderThan))
+	if err != nil {
+		return 0, mapErr("wipe failed outbox", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), mapErr("wipe failed outbox", err)
 }
 
 func (t *Tx) markOutbox(ctx context.Context, op, query string, args ...any) (bool, error) {
@@ -221,17 +237,79 @@ func (t *Tx) CountOutbox(ctx context.Context) (map[string]int, error) {
 	return out, mapErr("count outbox", rows.Err())
 }
 
-// ScrubWAL checkpoints the write-ahead log and truncates it to zero bytes,
-// so pages that held a wiped secret do not linger in old WAL frames. It
-// reports false when readers kept the checkpoint from finishing; the next
-// call tries again.
+// ScrubWAL moves the write-ahead log into the database file and
+// truncates it to zero bytes, so pages that held a wiped secret do not
+// linger in old WAL frames. It never waits: a PASSIVE checkpoint copies
+// what no reader still needs, and only when that was everything does a
+// TRUNCATE run, with the busy timeout off, so an open read transaction (a
+// backup, an export, a sqlite3 shell) makes it give up at once instead of
+// holding every writer for the busy timeout. It reports false when
+// readers kept it from finishing; the caller tries again later.
 func (s *Store) ScrubWAL(ctx context.Context) (bool, error) {
+	release, err := s.acquireWrite(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return false, mapErr("scrub wal", err)
+	}
+	defer conn.Close()
 	var busy, logFrames, checkpointed int
-	err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+		return false, mapErr("scrub wal", err)
+	}
+	if busy != 0 || checkpointed < logFrames {
+		return false, nil
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+		return false, mapErr("scrub wal", err)
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA busy_timeout = `+strconv.FormatInt(s.writeTimeout.Milliseconds(), 10))
+	}()
+	err = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
+	if IsBusy(err) {
+		return false, nil
+	}
 	if err != nil {
 		return false, mapErr("scrub wal", err)
 	}
 	return busy == 0, nil
+}
+
+// ExtendOutboxLease pushes a claim's lease to until while its outcome
+// waits to be recorded. It reports false when the claim no longer holds.
+func (t *Tx) ExtendOutboxLease(ctx context.Context, id int64, attempts int, until time.Time) (bool, error) {
+	return t.markOutbox(ctx, "extend outbox lease", `UPDATE mail_outbox SET lease_until = ?
+		WHERE id = ? AND status = 'sending' AND attempts = ?`, ms(until), id, attempts)
+}
+
+// ReleaseOutboxBackoff makes every queued message of the channel that waits after a
+// failed attempt due at now: the server has just accepted a message, so
+// what kept them back is over. It returns how many it released.
+func (t *Tx) ReleaseOutboxBackoff(ctx context.Context, channel string, now time.Time) (int, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET next_attempt_at = ?, updated_at = ?
+		WHERE status = 'queued' AND attempts > 0 AND next_attempt_at > ? AND channel = ?`, ms(now), ms(now), ms(now), channelOf(channel))
+	if err != nil {
+		return 0, mapErr("release outbox backoff", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), mapErr("release outbox backoff", err)
+}
+
+// RetryAllOutbox makes every queued message due at now, and puts failed
+// messages that still hold their sealed secret back in the queue
+// ("Retry all"). It returns how many it touched.
+func (t *Tx) RetryAllOutbox(ctx context.Context, now time.Time) (int, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET status = 'queued', next_attempt_at = ?, updated_at = ?, lease_until = NULL
+		WHERE (status = 'queued' AND next_attempt_at > ?) OR (status = 'failed' AND secret IS NOT NULL)`, ms(now), ms(now), ms(now))
+	if err != nil {
+		return 0, mapErr("retry all outbox", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), mapErr("retry all outbox", err)
 }
 
 // emailFailedCol is the Users list's EmailFailed column: the user's latest

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,21 +44,82 @@ type Tx struct {
 }
 
 // Store is the SQLite database. Its embedded Tx runs queries outside any
-// transaction.
+// transaction: SELECTs on the read pool, everything else on the writer.
+//
+// SQLite lets one connection write at a time. Store keeps a pool of one
+// write connection behind a FIFO queue in Go (wsem) and a separate pool of
+// read connections: writers wait their turn in Go, never in SQLite's
+// busy handler (which sleeps and polls, leaving the CPU idle and
+// stretching the tail under load), and reads never wait for writers (WAL).
 type Store struct {
 	Tx
-	db *sql.DB
+	db  *sql.DB // the writer: one connection, BEGIN IMMEDIATE
+	rdb *sql.DB // readers: query_only
+	// wsem is the write queue: a goroutine holds its one slot while it
+	// uses the write connection. Blocked channel senders are served in
+	// arrival order.
+	wsem         chan struct{}
+	writeTimeout time.Duration
 }
 
-// Open opens (creating if needed) the SQLite file at path and applies
-// pending migrations. Every pooled connection gets WAL, foreign keys, a busy
-// timeout and immediate write transactions through the DSN.
+// Options tune Open; the zero value gives the defaults.
+type Options struct {
+	// WriteTimeout is a write's budget: how long it may wait for its turn
+	// on the write connection, and then how long SQLite waits on a lock
+	// held by another process. Past it the write fails with ErrBusy
+	// (HTTP 503 with Retry-After). Default 5s.
+	WriteTimeout time.Duration
+	// ReadConns is the size of the read pool (default 8).
+	ReadConns int
+}
+
+// DefaultWriteTimeout is Options.WriteTimeout's default.
+const DefaultWriteTimeout = 5 * time.Second
+
+// ErrBusy is returned when a write could not get the database within its
+// budget (Options.WriteTimeout), or SQLite reported the database busy or
+// locked. It is temporary: the caller should answer 503 and ask the client
+// to retry.
+var ErrBusy = errors.New("store: database busy")
+
+// IsBusy reports whether err means the database was busy: ErrBusy, or an
+// SQLite SQLITE_BUSY / SQLITE_LOCKED that did not go through mapErr.
+func IsBusy(err error) bool {
+	if errors.Is(err, ErrBusy) {
+		return true
+	}
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
+}
+
+// Open opens (creating if needed) the SQLite file at path with the
+// default Options and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenOptions(ctx, path, Options{})
+}
+
+// OpenOptions is Open with Options. Every pooled connection gets WAL,
+// foreign keys and a busy timeout through the DSN; the writer uses
+// immediate write transactions, readers are query_only.
+//
+// The database may hold the server secret, so Open creates it (and
+// SQLite then its -wal and -shm files, which take the database's mode)
+// readable by the owner only, and refuses an existing database that
+// others can read or write.
+func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
+	if err := secureFiles(path); err != nil {
+		return nil, err
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 8
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_foreign_keys", "on")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_txlock", "immediate")
+	q.Set("_busy_timeout", strconv.FormatInt(o.WriteTimeout.Milliseconds(), 10))
 	q.Set("_synchronous", "NORMAL")
 	// Deleted and overwritten content is zeroed, so a wiped outbox secret
 	// leaves no bytes behind in the database file.
@@ -65,32 +127,173 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// The path is a URI here: escape what SQLite would read as a query,
 	// a fragment or an escape ("#" appears in Go subtest directories).
 	escaped := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
-	dsn := "file:" + escaped + "?" + q.Encode()
-	db, err := sql.Open("sqlite3", dsn)
+	wq := cloneValues(q)
+	wq.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite3", "file:"+escaped+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{Tx: Tx{q: db}, db: db}
+	s := &Store{db: db, wsem: make(chan struct{}, 1), writeTimeout: o.WriteTimeout}
+	s.Tx = Tx{q: routed{s}}
+	// Migrations first: the read connections must not see (or, with
+	// query_only, try to create) a half-made schema.
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	rq := cloneValues(q)
+	rq.Set("_query_only", "true")
+	rq.Del("_journal_mode") // set by the writer; a query_only connection cannot change it
+	rdb, err := sql.Open("sqlite3", "file:"+escaped+"?"+rq.Encode())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(o.ReadConns)
+	rdb.SetMaxIdleConns(o.ReadConns)
+	rdb.SetConnMaxIdleTime(5 * time.Minute)
+	if err := rdb.PingContext(ctx); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s.rdb = rdb
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
 
-// DB exposes the pool for benchmarks and maintenance; application code uses
-// the query methods.
+// Close closes the database.
+func (s *Store) Close() error {
+	var rerr error
+	if s.rdb != nil {
+		rerr = s.rdb.Close()
+	}
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return rerr
+}
+
+// ReadDB is the read-only pool, for metrics on its connections.
+func (s *Store) ReadDB() *sql.DB { return s.rdb }
+
+// DB exposes the write connection for benchmarks, tests and maintenance;
+// application code uses the query methods. Holding a *sql.Rows from it
+// holds the only write connection.
 func (s *Store) DB() *sql.DB { return s.db }
+
+// Ping checks that the database answers, on the read pool, so that a
+// health check does not queue behind a long write (an import).
+func (s *Store) Ping(ctx context.Context) error {
+	if s.rdb == nil {
+		return s.db.PingContext(ctx)
+	}
+	return s.rdb.PingContext(ctx)
+}
+
+// acquireWrite takes the write connection's slot, waiting in line at
+// most the write budget (less if ctx ends sooner). The caller must call
+// the returned release.
+func (s *Store) acquireWrite(ctx context.Context) (func(), error) {
+	select {
+	case s.wsem <- struct{}{}:
+		return s.releaseWrite, nil
+	default:
+	}
+	t := time.NewTimer(s.writeTimeout)
+	defer t.Stop()
+	select {
+	case s.wsem <- struct{}{}:
+		return s.releaseWrite, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("store: wait for the writer: %w", ctx.Err())
+	case <-t.C:
+		return nil, fmt.Errorf("%w: no turn on the write connection within %s", ErrBusy, s.writeTimeout)
+	}
+}
+
+func (s *Store) releaseWrite() { <-s.wsem }
+
+// routed is the Store's queryer outside transactions: a statement that
+// starts with SELECT goes to the read pool, anything else (INSERT,
+// UPDATE ... RETURNING, PRAGMA) takes its turn on the writer.
+type routed struct{ s *Store }
+
+func isRead(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
+// doneCtx is a context that is over, with err as its error.
+type doneCtx struct {
+	context.Context
+	err error
+}
+
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (c doneCtx) Done() <-chan struct{} { return closedDone }
+func (c doneCtx) Err() error            { return c.err }
+
+func (r routed) reader() *sql.DB {
+	if r.s.rdb == nil {
+		return r.s.db
+	}
+	return r.s.rdb
+}
+
+func (r routed) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := r.s.acquireWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return r.s.db.ExecContext(ctx, query, args...)
+}
+
+// QueryContext and QueryRowContext for a write release the queue slot as
+// soon as the statement has run; the rows keep the connection itself until
+// they are read, so the next writer waits for them in database/sql.
+func (r routed) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if isRead(query) {
+		return r.reader().QueryContext(ctx, query, args...)
+	}
+	release, err := r.s.acquireWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return r.s.db.QueryContext(ctx, query, args...)
+}
+
+func (r routed) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if isRead(query) {
+		return r.reader().QueryRowContext(ctx, query, args...)
+	}
+	release, err := r.s.acquireWrite(ctx)
+	if err != nil {
+		// A *sql.Row cannot be made with an error from outside
+		// database/sql; a context that is already done with err gives
+		// one whose Scan reports err.
+		return r.s.db.QueryRowContext(doneCtx{ctx, err}, query, args...)
+	}
+	defer release()
+	return r.s.db.QueryRowContext(ctx, query, args...)
+}
 
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -132,24 +335,44 @@ func (s *Store) migrate(ctx context.Context) error {
 // InTx runs fn in one write transaction. It commits when fn returns nil and
 // rolls back otherwise. Functions registered with AfterCommit run once the
 // commit has succeeded.
+//
+// The transaction runs on the one write connection: it waits its turn in
+// line (at most the write budget, then ErrBusy) and holds the line until
+// it ends, so keep fn short and never call a Store write from inside fn
+// (use tx): it would wait for the transaction itself, and fail with ErrBusy.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	after, err := s.inTx(ctx, fn)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	var after []func()
-	tx := &Tx{q: sqlTx, inTx: true, afterCommit: &after}
-	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
 		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
 	}
 	for _, f := range after {
 		f()
 	}
 	return nil
+}
+
+// inTx runs the transaction holding the writer's slot, and returns the
+// after-commit functions for InTx to run once the slot is free.
+func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) ([]func(), error) {
+	release, err := s.acquireWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, mapErr("begin", err)
+	}
+	var after []func()
+	tx := &Tx{q: sqlTx, inTx: true, afterCommit: &after}
+	if err := fn(tx); err != nil {
+		_ = sqlTx.Rollback()
+		return nil, err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return nil, mapErr("commit", err)
+	}
+	return after, nil
 }
 
 // AfterCommit registers f to run after the transaction commits; outside a
@@ -173,6 +396,9 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
 	}
 	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked) {
+		return fmt.Errorf("store: %s: %w: %v", op, ErrBusy, err)
+	}
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint &&
 		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey) {
 		return fmt.Errorf("store: %s: %w: %v", op, ErrConflict, err)

@@ -307,3 +307,12 @@ func (t *Tx) SetUserDisabled(ctx context.Context, id string, disabled bool, reas
 	}
 	return nil
 }
+
+// RehashPassword replaces the user's password hash with a new hash of the
+// same password (a newer format or cost), only while the stored hash is
+// still oldHash, so a password changed meanwhile is never overwritten.
+// Dates and expiry stay: the password is the same.
+func (t *Tx) RehashPassword(ctx context.Context, userID, oldHash, newHash string) error {
+	_, err := t.q.ExecContext(ctx, `UPDATE passwords SET hash = ? WHERE user_id = ? AND hash = ?`, newHash, userID, oldHash)
+	return mapErr("rehash password", err)
+}

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	graphql "github.com/graph-gophers/graphql-go"
 	gqlerrors "github.com/graph-gophers/graphql-go/errors"
 
 	"latchkey/account"
+	"latchkey/store"
 )
 
 //go:embed schema.graphql
@@ -25,6 +27,9 @@ var schemaText string
 
 // maxBody caps a request body; queries and mutations are small.
 const maxBody = 1 << 20
+
+// maxQueryLength caps the query text.
+const maxQueryLength = 64 << 10
 
 // API executes Admin API requests.
 type API struct {
@@ -44,7 +49,7 @@ func New(acct *account.Service, log *slog.Logger) *API {
 	r := &resolver{acct: acct, log: log}
 	opts := []graphql.SchemaOpt{
 		graphql.MaxDepth(12),
-		graphql.MaxQueryLength(64 << 10),
+		graphql.MaxQueryLength(maxQueryLength),
 		graphql.MaxParallelism(4),
 		graphql.PanicHandler(panicHandler{log}),
 	}
@@ -142,6 +147,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	normalizeNumbers(req.Variables)
+	if cost, ok := queryCost(req.Query, req.OperationName, req.Variables); ok && cost > MaxQueryCost {
+		writeCostError(w, cost)
+		return
+	}
 	schema := a.schema
 	if r.Method == http.MethodGet {
 		schema = a.readOnly
@@ -149,6 +158,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := schema.Exec(ctx, req.Query, req.OperationName, req.Variables)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	for _, e := range res.Errors {
+		if e.Extensions["reason"] == ReasonDatabaseBusy {
+			// A busy database is a 503 the client should retry, not a
+			// GraphQL error to show.
+			w.Header().Set("Retry-After", strconv.Itoa(BusyRetryAfter))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			break
+		}
+	}
 	if err := json.NewEncoder(w).Encode(res); err != nil {
 		a.log.Warn("admin api: write response", "err", err)
 	}
@@ -215,6 +233,16 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{"message": msg}}})
 }
 
+// writeCostError refuses a query over the cost budget, before it runs.
+func writeCostError(w http.ResponseWriter, cost int64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
+		"message":    costError{cost}.Error(),
+		"extensions": map[string]any{"errorName": "Invalid", "reason": "QueryTooCostly", "info": map[string]any{"cost": cost, "limit": MaxQueryCost}},
+	}}})
+}
+
 type panicHandler struct{ log *slog.Logger }
 
 // MakePanicError logs a resolver panic and answers with a generic error.
@@ -222,6 +250,14 @@ func (p panicHandler) MakePanicError(ctx context.Context, value any) *gqlerrors.
 	p.log.Error("admin api: panic in resolver", "panic", value)
 	return &gqlerrors.QueryError{Message: "Something went wrong on our side. Please try again."}
 }
+
+// ReasonDatabaseBusy is the reason of a ServiceUnavailable error: a write
+// could not get the database within its budget. The answer is HTTP 503
+// with Retry-After: BusyRetryAfter seconds.
+const (
+	ReasonDatabaseBusy = "DatabaseBusy"
+	BusyRetryAfter     = 5
+)
 
 // apiError is an account error as the reference product reports it:
 // extensions {errorName, reason, info}.
@@ -260,6 +296,11 @@ func (r *resolver) wrapErr(ctx context.Context, op string, err error) error {
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
+	}
+	if store.IsBusy(err) {
+		r.log.Warn("admin api: "+op+": database busy", "err", err)
+		return apiError{&account.Error{Name: "ServiceUnavailable", Reason: ReasonDatabaseBusy,
+			Message: "Latchkey is busy right now. Try again in a few seconds.", Info: map[string]any{"retry_after": BusyRetryAfter}}}
 	}
 	r.log.Error("admin api: "+op, "err", err)
 	return apiError{&account.Error{Name: "InternalError", Reason: "UnexpectedError", Message: "Something went wrong on our side. Please try again."}}

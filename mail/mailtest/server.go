@@ -48,6 +48,11 @@ type Server struct {
 	rcptErr *smtp.SMTPError
 	// tempFails answers this many DATA commands with a 451 first.
 	tempFails int
+	// stallMail holds this many MAIL FROM commands on a connection that
+	// already delivered a message, for stallFor, as a server that has
+	// quietly stopped answering would.
+	stallMail int
+	stallFor  time.Duration
 	conns     int
 	seen      map[string]bool
 
@@ -222,6 +227,14 @@ func (s *Server) TempFail(n int) {
 	s.mu.Unlock()
 }
 
+// StallReused makes the next n MAIL FROM commands on connections that
+// already delivered a message hang for d before answering.
+func (s *Server) StallReused(n int, d time.Duration) {
+	s.mu.Lock()
+	s.stallMail, s.stallFor = n, d
+	s.mu.Unlock()
+}
+
 // Connections counts the SMTP connections opened so far.
 func (s *Server) Connections() int {
 	s.mu.Lock()
@@ -294,6 +307,8 @@ type session struct {
 	from   string
 	to     []string
 	authed bool
+	// delivered counts messages accepted on this connection.
+	delivered int
 }
 
 // AuthMechanisms implements smtp.AuthSession.
@@ -325,6 +340,16 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Unlock()
 	if needAuth && !ss.authed {
 		return smtp.ErrAuthRequired
+	}
+	ss.s.mu.Lock()
+	var stall time.Duration
+	if ss.delivered > 0 && ss.s.stallMail > 0 {
+		ss.s.stallMail--
+		stall = ss.s.stallFor
+	}
+	ss.s.mu.Unlock()
+	if stall > 0 {
+		time.Sleep(stall)
 	}
 	ss.from = from
 	return nil
@@ -362,6 +387,7 @@ func (ss *session) Data(r io.Reader) error {
 	ss.s.mu.Lock()
 	ss.s.messages = append(ss.s.messages, m)
 	ss.s.mu.Unlock()
+	ss.delivered++
 	select {
 	case ss.s.notify <- struct{}{}:
 	default:

@@ -1,0 +1,530 @@
+// Command signinbench measures sign-in from outside, the way a browser
+// signs in, against the real latchkey binary (`task bench-signin-http`).
+//
+// It builds the binary, starts it on loopback over a fresh database with
+// bcrypt cost 10, imports its own users (pre-hashed, bcrypt cost 10)
+// through the Admin API, then alternates phases:
+//
+//   - raw: bcrypt cost-10 verifications in a loop on every core, in this
+//     process, with the server idle: the machine's verification rate now;
+//   - load: N clients sign in as fast as they can. Each sign-in is what a
+//     browser does: a NEW connection and cookie jar, GET /login, POST the
+//     form with its CSRF token, expect 303. Each sign-in goes out from one
+//     of 200 loopback source addresses (127.0.0.2-201), so the server's
+//     per-IP limits see 200 clients. A refused sign-in (503) waits half
+//     to all of its Retry-After and tries again, as a person would.
+//
+// For each load phase it prints sign-ins/s ÷ the raw rate of the raw
+// phases around it, p50 and p99 of accepted sign-ins, CPU busy (the whole
+// machine, the server, and this client), and the count and latency of
+// 503 refusals, with the load average: the machine may be shared.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"latchkey/account"
+	"latchkey/store"
+)
+
+const password = "bench-Passw0rd-1"
+
+func main() {
+	clients := flag.String("clients", "8,64", "client counts of the load phases, comma-separated")
+	users := flag.Int("users", 2000, "users to import")
+	loadFor := flag.Duration("load", 20*time.Second, "length of a load phase")
+	rawFor := flag.Duration("raw", 8*time.Second, "length of a raw verification phase")
+	rounds := flag.Int("rounds", 1, "times to run the whole sequence")
+	addrs := flag.Int("addrs", 200, "loopback source addresses")
+	keep := flag.Bool("keep", false, "keep the temporary directory")
+	binFlag := flag.String("bin", "", "a latchkey binary to measure instead of building this tree (to compare two versions)")
+	flag.Parse()
+	var counts []int
+	for _, f := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fatal(fmt.Errorf("-clients: %q is not a count", f))
+		}
+		counts = append(counts, n)
+	}
+	if err := bench(counts, *users, *loadFor, *rawFor, *rounds, *addrs, *keep, *binFlag); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "signinbench:", err)
+	os.Exit(1)
+}
+
+func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs int, keep bool, prebuilt string) error {
+	dir, err := os.MkdirTemp("", "signinbench")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	bin := prebuilt
+	if bin == "" {
+		bin = filepath.Join(dir, "latchkey")
+		fmt.Printf("building the binary (%s)\n", bin)
+		build := exec.Command("go", "build", "-o", bin, ".")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build (run from the repository root): %w", err)
+		}
+	} else {
+		fmt.Printf("measuring %s\n", bin)
+	}
+	dbPath := filepath.Join(dir, "bench.db")
+	token, err := apiKey(dbPath)
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(bin, dbPath, filepath.Join(dir, "server.log"))
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), 10)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := importUsers(srv.base, token, users, string(hash)); err != nil {
+		return err
+	}
+	fmt.Printf("imported %d users (bcrypt cost 10) in %v\n", users, time.Since(start).Round(time.Millisecond))
+
+	src := sources(addrs)
+	// Warm up: connections, the admission queue's service-time estimate.
+	load(srv, src, users, 8, 3*time.Second)
+
+	fmt.Printf("\n%d cores, GOMAXPROCS %d; load average at start: %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	var results []phaseResult
+	for r := 0; r < rounds; r++ {
+		before := raw(hash, rawFor)
+		fmt.Printf("raw: %.1f verifications/s (load average %s)\n", before, loadavg())
+		for _, n := range counts {
+			res := load(srv, src, users, n, loadFor)
+			after := raw(hash, rawFor)
+			fmt.Printf("raw: %.1f verifications/s (load average %s)\n", after, loadavg())
+			res.raw = (before + after) / 2
+			before = after
+			res.print()
+			results = append(results, res)
+		}
+	}
+	fmt.Println()
+	fmt.Println("| clients | sign-ins/s | raw verif./s | ratio | p50 | p99 | CPU busy (machine / server / client, cores) | 503s | 503 p50 / p99 / max | load avg |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Println(r.row())
+	}
+	fmt.Println()
+	for _, r := range results {
+		r.verdict()
+	}
+	if n := srv.errors(); n > 0 {
+		fmt.Printf("\nthe server logged %d errors; see %s (-keep)\n", n, srv.logPath)
+	}
+	return nil
+}
+
+// apiKey creates the database with an Admin API key, through the store
+// and account packages (as the portal's API keys page does).
+func apiKey(dbPath string) (string, error) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, dbPath)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	acct, err := account.New(ctx, st, account.Config{BcryptCost: 10}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return "", err
+	}
+	k, err := acct.CreateAPIKey(ctx, account.SystemActor, "signinbench")
+	if err != nil {
+		return "", err
+	}
+	return k.Token, nil
+}
+
+type server struct {
+	cmd     *exec.Cmd
+	base    string
+	logPath string
+	logFile *os.File
+}
+
+func startServer(bin, dbPath, logPath string) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 24)
+	for i := range secret {
+		secret[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"LATCHKEY_ADDR="+addr, "LATCHKEY_DB="+dbPath, "LATCHKEY_PUBLIC_URL=http://"+addr,
+		"LATCHKEY_BCRYPT_COST=10", "LATCHKEY_LOG_LEVEL=error", "LATCHKEY_SECRET_KEY=signinbench-"+string(secret))
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, base: "http://" + addr, logPath: logPath, logFile: lf}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("the server did not start: %v (log: %s)", err, logPath)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.logFile.Close()
+}
+
+func (s *server) errors() int {
+	b, _ := os.ReadFile(s.logPath)
+	return bytes.Count(b, []byte("level=ERROR"))
+}
+
+// cpuTime is the server process's user+system CPU time so far.
+func (s *server) cpuTime() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func importUsers(base, token string, n int, hash string) error {
+	for from := 0; from < n; from += 10000 {
+		var recs []map[string]any
+		for i := from; i < min(n, from+10000); i++ {
+			recs = append(recs, map[string]any{"email": fmt.Sprintf("bench%d@example.com", i), "password_hash": hash})
+		}
+		body, _ := json.Marshal(map[string]any{"upsert": false, "records": recs})
+		req, _ := http.NewRequest(http.MethodPost, base+"/_api/admin/users/import", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var out struct {
+			Summary map[string]int `json:"summary"`
+		}
+		if res.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || out.Summary["created"] != min(n, from+10000)-from {
+			return fmt.Errorf("import: %d %.300s", res.StatusCode, b)
+		}
+	}
+	return nil
+}
+
+// sources are the loopback addresses sign-ins come from.
+func sources(n int) []net.IP {
+	var out []net.IP
+	for i := 0; i < n; i++ {
+		out = append(out, net.IPv4(127, 0, byte(i/250), byte(2+i%250)))
+	}
+	return out
+}
+
+// raw verifies a cost-10 hash in a loop on every core for d and returns
+// verifications per second.
+func raw(hash []byte, d time.Duration) float64 {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	start := time.Now()
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				if bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+type phaseResult struct {
+	clients     int
+	dur         time.Duration
+	ok          []time.Duration
+	refused     []time.Duration
+	errs        map[string]int
+	raw         float64
+	machineBusy float64 // cores
+	serverCPU   float64 // cores
+	clientCPU   float64 // cores
+	loadavg     string
+}
+
+var csrfRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// load runs n clients signing in for d.
+func load(srv *server, src []net.IP, users, n int, d time.Duration) phaseResult {
+	res := phaseResult{clients: n, errs: map[string]int{}}
+	var mu sync.Mutex
+	busy0, total0 := machineCPU()
+	srv0 := srv.cpuTime()
+	self0 := selfCPU()
+	start := time.Now()
+	stop := start.Add(d)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for c := 0; c < n; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				i := next.Add(1)
+				ip := src[int(i)%len(src)]
+				user := fmt.Sprintf("bench%d@example.com", rand.IntN(users))
+				took, refusedFor, err := signIn(srv.base, ip, user)
+				mu.Lock()
+				switch {
+				case err != nil:
+					res.errs[err.Error()]++
+				case refusedFor > 0:
+					res.refused = append(res.refused, took)
+				default:
+					res.ok = append(res.ok, took)
+				}
+				mu.Unlock()
+				if refusedFor > 0 {
+					// A person told "try again in N seconds" comes back
+					// after about that long: here after half to all of it,
+					// to keep the pressure on.
+					time.Sleep(refusedFor/2 + rand.N(refusedFor/2))
+				} else if err != nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.dur = time.Since(start)
+	busy1, total1 := machineCPU()
+	if total1 > total0 {
+		res.machineBusy = float64(busy1-busy0) / float64(total1-total0) * float64(runtime.NumCPU())
+	}
+	res.serverCPU = (srv.cpuTime() - srv0).Seconds() / res.dur.Seconds()
+	res.clientCPU = (selfCPU() - self0).Seconds() / res.dur.Seconds()
+	res.loadavg = loadavg()
+	return res
+}
+
+// signIn does what a browser does, on a new connection from ip with a
+// new cookie jar. It returns the whole sign-in's time (GET and POST), or
+// for a 503 the POST's time and the Retry-After.
+func signIn(base string, ip net.IP, user string) (time.Duration, time.Duration, error) {
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
+	tr := &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	start := time.Now()
+	res, err := client.Get(base + "/login")
+	if err != nil {
+		return 0, 0, fmt.Errorf("GET /login: %w", unwrapNet(err))
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := csrfRE.FindSubmatch(body)
+	if res.StatusCode != http.StatusOK || m == nil {
+		return 0, 0, fmt.Errorf("GET /login: %d", res.StatusCode)
+	}
+	postStart := time.Now()
+	res, err = client.PostForm(base+"/login", url.Values{"_csrf": {string(m[1])}, "login_id": {user}, "password": {password}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("POST /login: %w", unwrapNet(err))
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusSeeOther:
+		return time.Since(start), 0, nil
+	case http.StatusServiceUnavailable:
+		ra, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+		if ra <= 0 {
+			return 0, 0, fmt.Errorf("POST /login: 503 without Retry-After")
+		}
+		return time.Since(postStart), time.Duration(ra) * time.Second, nil
+	}
+	return 0, 0, fmt.Errorf("POST /login: %d", res.StatusCode)
+}
+
+func unwrapNet(err error) error {
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s %s", ne.Op, ne.Err)
+	}
+	return err
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func (r phaseResult) rate() float64 { return float64(len(r.ok)) / r.dur.Seconds() }
+
+func (r phaseResult) print() {
+	fmt.Printf("load %d clients: %d sign-ins in %v = %.1f/s, ratio %.2f, p50 %v, p99 %v, CPU busy %.2f cores (server %.2f, client %.2f), 503s %d (p50 %v, p99 %v), load average %s\n",
+		r.clients, len(r.ok), r.dur.Round(time.Millisecond), r.rate(), r.rate()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
+		r.machineBusy, r.serverCPU, r.clientCPU, len(r.refused), ms(pct(r.refused, .5)), ms(pct(r.refused, .99)), r.loadavg)
+	for e, n := range r.errs {
+		fmt.Printf("  error x%d: %s\n", n, e)
+	}
+}
+
+func (r phaseResult) row() string {
+	refused := "-"
+	if len(r.refused) > 0 {
+		refused = fmt.Sprintf("%v / %v / %v", ms(pct(r.refused, .5)), ms(pct(r.refused, .99)), ms(pct(r.refused, 1)))
+	}
+	return fmt.Sprintf("| %d | %.1f | %.1f | %.2f | %v | %v | %.2f / %.2f / %.2f | %d | %s | %s |",
+		r.clients, r.rate(), r.raw, r.rate()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
+		r.machineBusy, r.serverCPU, r.clientCPU, len(r.refused), refused, r.loadavg)
+}
+
+// verdict prints the issue's targets for this phase.
+func (r phaseResult) verdict() {
+	check := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	ratio := r.rate() / r.raw
+	p50, p99 := pct(r.ok, .5), pct(r.ok, .99)
+	if r.clients <= 8 {
+		fmt.Printf("%d clients: ratio %.2f >= 0.95: %s; p99 %v <= 2 x p50 %v: %s\n", r.clients, ratio, check(ratio >= 0.95), ms(p99), ms(p50), check(p99 <= 2*p50))
+		return
+	}
+	rp99 := pct(r.refused, .99)
+	fmt.Printf("%d clients: ratio %.2f >= 0.9: %s; accepted p99 %v <= 1.5s: %s; refusals p99 %v <= 50ms: %s\n", r.clients, ratio, check(ratio >= 0.9),
+		ms(p99), check(p99 <= 1500*time.Millisecond), ms(rp99), check(rp99 <= 50*time.Millisecond))
+	if len(r.errs) > 0 {
+		fmt.Printf("%d clients: %d errors\n", r.clients, len(r.errs))
+	}
+}
+
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// machineCPU reads the busy and total jiffies of all CPUs from /proc/stat.
+func machineCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already counted in user).
+	for i, v := range f[1:min(len(f), 9)] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,100 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"latchkey/account"
+	"latchkey/store"
+)
+
+// abortedPost sends a complete POST over a real TCP connection and hangs
+// up after wait, before the answer: a browser closed mid sign-in.
+func abortedPost(t *testing.T, b *testApp, path string, form url.Values, wait time.Duration) {
+	t.Helper()
+	addr := strings.TrimPrefix(b.srv.URL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := form.Encode()
+	var cookies []string
+	for _, c := range b.client.Jar.Cookies(mustURL(b.srv.URL)) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+		path, addr, strings.Join(cookies, "; "), len(body), body)
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(wait)
+	conn.Close()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAbortedSignInsAreSettled closes real TCP connections about 10 ms
+// after sending a wrong password, while the hash is being checked. Every
+// reserved attempt must still be settled (a failure event, a lock when the
+// threshold is reached) and the right password must work once the lock
+// ends; before, the reservations stayed counted forever with no lock.
+func TestAbortedSignInsAreSettled(t *testing.T) {
+	const threshold = 5
+	// bcrypt cost 11 makes a check take tens of milliseconds, so that the
+	// connection closes while the hash is being checked.
+	a := newAuthAppCost(t, 11, func(p *account.Policy) { p.LockoutThreshold = threshold })
+	u := a.createUser("olga@example.com", userPW, false)
+	b := a.browser()
+	wantStatus(t, b.get("/login"), http.StatusOK)
+	form := url.Values{"login_id": {"olga@example.com"}, "password": {"wrong"}, "_csrf": {b.csrf}}
+	for i := 0; i < threshold; i++ {
+		abortedPost(t, b, "/login", form, 10*time.Millisecond)
+	}
+	ctx := context.Background()
+	lockout := func() *store.Lockout {
+		l, err := a.acct.Lockout(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	waitFor(t, 20*time.Second, "every reserved attempt to be settled", func() bool {
+		l := lockout()
+		return l != nil && l.Pending == 0
+	})
+	l := lockout()
+	failed := len(a.events.ofType("authentication.password.failed"))
+	if failed == 0 {
+		t.Fatal("no attempt was checked: the connections closed too early to test anything")
+	}
+	if settled := l.Failures + threshold*l.LockCount; settled != failed {
+		t.Fatalf("lockout %+v counts %d settled failures, %d failure events", l, settled, failed)
+	}
+	if failed == threshold && !l.Locked(a.clock.Now()) {
+		t.Fatalf("%d failures settled but no lock: %+v", failed, l)
+	}
+	t.Logf("%d of %d aborted attempts were checked; lockout %+v", failed, threshold, l)
+
+	// Once the lock is over, the right password signs in.
+	a.clock.Advance(account.LockBase + time.Second)
+	wantStatus(t, signIn(b, "olga@example.com", userPW, ""), http.StatusSeeOther)
+	if l := lockout(); l.Failures != 0 || l.Pending != 0 || l.Locked(a.clock.Now()) {
+		t.Fatalf("lockout after a success: %+v", l)
+	}
+}

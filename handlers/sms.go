@@ -1,0 +1,99 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"latchkey/account"
+	"latchkey/mail"
+	"latchkey/store"
+	"latchkey/views"
+)
+
+// passwordSentFlash words the flash after a password was sent: where it
+// is going, or, when an SMS abuse limit refused the text, that it was not
+// sent and why (the user page shows the same reason).
+func (s *Server) passwordSentFlash(c echo.Context, u *account.User, done string) (kind, msg string) {
+	msgs, err := s.store.OutboxByUser(c.Request().Context(), u.ID, 1)
+	if err != nil || len(msgs) == 0 {
+		// No outbox row to read (a test's recording mailer): name the target.
+		to := u.Email()
+		if to == "" {
+			to = u.Phone()
+		}
+		return "success", done + " The password is on its way to " + to + "."
+	}
+	m := msgs[0]
+	if m.Status == store.OutboxFailed && m.Attempts == 0 {
+		return "error", done + " The password text was not sent. " + m.LastError + " Reset the password later to send a new one."
+	}
+	if m.Channel == store.ChannelSMS {
+		return "success", done + " The password is on its way by text message to " + m.Recipient + "."
+	}
+	return "success", done + " The password is on its way to " + m.Recipient + "."
+}
+
+// devTexts is the dev mailbox that keeps text messages when no SMS
+// provider is configured, or nil.
+func (s *Server) devTexts() *mail.DevMailbox {
+	if s.cfg.Mail == nil {
+		return nil
+	}
+	return s.cfg.Mail.DevTexts()
+}
+
+// devTextsIndex is /portal/mail?tab=texts: the text messages the dev
+// mailbox kept, newest first, with their bodies (the page is for
+// development; nothing here is stored).
+func (s *Server) devTextsIndex(c echo.Context) error {
+	box := s.devTexts()
+	if box == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "Text messages go to the SMS provider (LATCHKEY_SMS_URL), not to the dev mailbox.")
+	}
+	p := views.MailPage{DevMailbox: s.devMailbox() != nil, DevTexts: true, Tab: "texts"}
+	for _, m := range box.List() {
+		p.Texts = append(p.Texts, views.DevTextRow{ID: m.ID, To: m.To, Body: m.Text, At: m.At})
+	}
+	return render(c, http.StatusOK, views.MailIndex(s.layout(c, "Mail", "mail"), p))
+}
+
+// forgotRefusal words the forgot-password answers that are not a typo:
+// an account with nowhere to send a code (422), and an SMS abuse limit
+// (429). msg is "" for anything else.
+func forgotRefusal(err error) (status int, msg string) {
+	e, ok := account.AsError(err)
+	if !ok {
+		return 0, ""
+	}
+	switch e.Reason {
+	case account.ReasonNoRecoveryTarget:
+		return http.StatusUnprocessableEntity, e.Message
+	case account.ReasonSMSLimitExceeded:
+		return http.StatusTooManyRequests, e.Message
+	}
+	return 0, ""
+}
+
+// markFailedTexts tells a failed password text from a failed password
+// email in the Users list: the list's column says only that the latest
+// password message failed, and the few rows where it did are looked up.
+func (s *Server) markFailedTexts(c echo.Context, rows []views.UserRow) {
+	for i := range rows {
+		if !rows[i].EmailFailed {
+			continue
+		}
+		msgs, err := s.store.OutboxByUser(c.Request().Context(), rows[i].ID, 20)
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Kind == account.MailNewUser || m.Kind == account.MailPasswordReset {
+				if m.Channel == store.ChannelSMS {
+					rows[i].TextFailed, rows[i].EmailFailed = true, false
+				}
+				break
+			}
+		}
+	}
+}

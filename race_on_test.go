@@ -1,0 +1,7 @@
+//go:build race
+
+package main
+
+// raceEnabled: the race detector slows every goroutine several times over,
+// so latency bounds are not checked under it.
+const raceEnabled = true

@@ -1,0 +1,24 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// ReserveResetCodeAttemptCapped is ReserveResetCodeAttempt with a second
+// cap across requests: it takes an attempt only while the request has had
+// fewer than max tries AND all the user's requests made since `since`
+// have had fewer than dailyMax between them. One statement, so parallel
+// guesses cannot pass either cap, and asking for a new code every minute
+// no longer buys five more guesses each time.
+func (t *Tx) ReserveResetCodeAttemptCapped(ctx context.Context, id, userID string, max, dailyMax int, since time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, `UPDATE password_resets SET code_failures = code_failures + 1
+		WHERE id = ? AND code_failures < ? AND used_at IS NULL
+			AND (SELECT COALESCE(SUM(code_failures), 0) FROM password_resets WHERE user_id = ? AND created_at > ?) < ?`,
+		id, max, userID, ms(since), dailyMax)
+	if err != nil {
+		return false, mapErr("reserve reset code attempt", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
