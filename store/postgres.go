@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,19 @@ var migrationsPG embed.FS
 func IsPostgresURL(db string) bool {
 	l := strings.ToLower(strings.TrimSpace(db))
 	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// RedactDB returns a LATCHKEY_DB value fit for a log: a PostgreSQL URL
+// with its password replaced by "xxxxx".
+func RedactDB(db string) string {
+	if !IsPostgresURL(db) {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // sqlitePath strips an optional "sqlite:" scheme (sqlite:latchkey.db,

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,5 +120,15 @@ func TestPostgresMigrationsMirrorSQLite(t *testing.T) {
 	}
 	for name := range have {
 		t.Errorf("migrations_pg/%s mirrors no SQLite migration", name)
+	}
+}
+
+func TestRedactDB(t *testing.T) {
+	got := RedactDB("postgres://latchkey:s3cret@db:5432/l?sslmode=require")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "latchkey:xxxxx@db:5432/l") {
+		t.Fatalf("RedactDB = %q", got)
+	}
+	if RedactDB("latchkey.db") != "latchkey.db" {
+		t.Fatal("a file path is not a secret")
 	}
 }
