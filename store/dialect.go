@@ -41,6 +41,10 @@ var pgIdentity = map[string]string{
 var pgReplacements = strings.NewReplacer(
 	// identities_norm.go: GLOB with a character class.
 	`value GLOB '*[^ -~]*' OR value_norm GLOB '*[^ -~]*'`, `value ~ '[^ -~]' OR value_norm ~ '[^ -~]'`,
+	// users.go summaryCols: the login IDs, newline-separated, in order
+	// (group_concat is SQLite's, and PostgreSQL 15 wants a FROM subquery named).
+	`(SELECT group_concat(value, char(10)) FROM (SELECT value FROM identities WHERE user_id = u.id ORDER BY created_at, id))`,
+	`(SELECT string_agg(value, chr(10) ORDER BY created_at, id) FROM identities WHERE user_id = u.id)`,
 )
 
 type pgStatement struct {
