@@ -194,3 +194,26 @@ type pgResult struct{ id, n int64 }
 
 func (r pgResult) LastInsertId() (int64, error) { return r.id, nil }
 func (r pgResult) RowsAffected() (int64, error) { return r.n, nil }
+
+// pg reports whether t runs on PostgreSQL, for the few methods whose
+// statement differs by dialect.
+func (t *Tx) pg() bool {
+	_, ok := t.q.(pgQueryer)
+	return ok
+}
+
+// least and greatest name the two-argument scalar minimum and maximum:
+// SQLite's MIN and MAX, PostgreSQL's LEAST and GREATEST.
+func (t *Tx) least() string {
+	if t.pg() {
+		return "LEAST"
+	}
+	return "MIN"
+}
+
+func (t *Tx) greatest() string {
+	if t.pg() {
+		return "GREATEST"
+	}
+	return "MAX"
+}

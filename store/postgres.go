@@ -182,3 +182,54 @@ func mapPgErr(op string, err error) error {
 	}
 	return nil
 }
+
+// serialized runs fn with every statement after lockSQL (a SELECT ... FOR
+// UPDATE of a parent row) seeing the commits of those that held the lock
+// before: on PostgreSQL at READ COMMITTED, a statement whose condition
+// reads other rows (a sum over the user's rows) takes its snapshot when it
+// starts, so two of them at once could both pass a cap. On SQLite, where
+// writes are serial anyway, fn runs at once on t. Outside a transaction on
+// PostgreSQL, one is opened for the lock and fn.
+func (t *Tx) serialized(ctx context.Context, lockSQL string, lockArgs []any, fn func(t *Tx) error) error {
+	p, ok := t.q.(pgQueryer)
+	if !ok {
+		return fn(t)
+	}
+	lock := func(t *Tx) error {
+		rows, err := t.q.QueryContext(ctx, lockSQL, lockArgs...)
+		if err != nil {
+			return err
+		}
+		return rows.Close()
+	}
+	if t.inTx {
+		if err := lock(t); err != nil {
+			return err
+		}
+		return fn(t)
+	}
+	db, ok := p.q.(*sql.DB)
+	if !ok {
+		return errors.New("store: serialized: no pool to open a transaction on")
+	}
+	sqlTx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sqlTx.Rollback()
+	var after []func()
+	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after}
+	if err := lock(tx); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return err
+	}
+	for _, f := range after {
+		f()
+	}
+	return nil
+}
