@@ -89,7 +89,13 @@ func (t *Tx) InsertOutbox(ctx context.Context, m *OutboxMessage) error {
 // sending until leaseUntil and counts the attempt. The new attempts value is
 // the claim's fencing token: the Mark* methods only update a row still held
 // by the same claim, so a late worker can never undo a delivery.
+//
+// On PostgreSQL, where several instances claim at once, the rows are picked
+// FOR UPDATE SKIP LOCKED (pgClaimOutbox): each due row goes to one claim.
 func (t *Tx) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]OutboxMessage, error) {
+	if t.pg() {
+		return t.queryOutbox(ctx, "claim outbox", pgClaimOutbox, ms(leaseUntil), ms(now), ms(now), ms(now), limit)
+	}
 	return t.queryOutbox(ctx, "claim outbox", `UPDATE mail_outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
 		WHERE id IN (
 			SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= ?
@@ -105,7 +111,7 @@ func (t *Tx) NextOutboxDue(ctx context.Context) (*time.Time, error) {
 	var v sql.NullInt64
 	err := t.q.QueryRowContext(ctx, `SELECT MIN(at) FROM (
 		SELECT MIN(next_attempt_at) AS at FROM mail_outbox WHERE status = 'queued'
-		UNION ALL SELECT MIN(lease_until) FROM mail_outbox WHERE status = 'sending')`).Scan(&v)
+		UNION ALL SELECT MIN(lease_until) FROM mail_outbox WHERE status = 'sending') AS due`).Scan(&v)
 	if err != nil {
 		return nil, mapErr("next outbox due", err)
 	}

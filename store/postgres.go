@@ -233,3 +233,16 @@ func (t *Tx) serialized(ctx context.Context, lockSQL string, lockArgs []any, fn 
 	}
 	return nil
 }
+
+// pgClaimOutbox is ClaimOutbox's statement on PostgreSQL. The due rows are
+// locked FOR UPDATE SKIP LOCKED: a row another instance is claiming is
+// skipped rather than waited for, and one it has claimed since this
+// statement began is re-checked against the condition and dropped, so two
+// instances never take the same row. Arguments as the SQLite statement's.
+const pgClaimOutbox = `UPDATE mail_outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
+	WHERE id IN (
+		SELECT id FROM mail_outbox
+		WHERE (status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until <= ?)
+		ORDER BY id LIMIT ?
+		FOR UPDATE SKIP LOCKED)
+	RETURNING ` + outboxCols

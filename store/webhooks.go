@@ -184,7 +184,7 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.D
 			SELECT (SELECT d.id FROM webhook_deliveries d
 				WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= ?
 				ORDER BY d.next_attempt_at, d.id LIMIT 1) AS did
-			FROM webhooks w WHERE 1 = 1`+notIn+`)
+			FROM webhooks w WHERE 1 = 1`+notIn+`) AS due
 			WHERE did IS NOT NULL ORDER BY did LIMIT ?)
 		RETURNING id, webhook_id`, args...)
 	if err != nil {
