@@ -1,0 +1,82 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Settings, admins, TOTP enrolment and admin sessions: the upserts and
+// flag columns whose SQL differs most between the two databases.
+func TestSettingsAdminsAndSessionsPortable(t *testing.T) {
+	forEachBackend(t, tSettingsAdminsAndSessionsPortable)
+}
+
+func tSettingsAdminsAndSessionsPortable(t *testing.T, s *Store) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+	first, err := s.InsertSettingIfAbsent(ctx, "secret_key", []byte("one"))
+	if err != nil || !bytes.Equal(first, []byte("one")) {
+		t.Fatalf("first insert: %q, %v", first, err)
+	}
+	kept, err := s.InsertSettingIfAbsent(ctx, "secret_key", []byte("two"))
+	if err != nil || !bytes.Equal(kept, []byte("one")) {
+		t.Fatalf("second insert replaced the value: %q, %v", kept, err)
+	}
+	if err := s.PutSetting(ctx, "secret_key", []byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Setting(ctx, "secret_key"); err != nil || string(v) != "three" {
+		t.Fatalf("put replaces: %q, %v", v, err)
+	}
+	if _, err := s.Setting(ctx, "absent"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("absent setting: %v", err)
+	}
+
+	if err := s.InsertAdmin(ctx, Admin{ID: "a1", Email: "a@example.com", PasswordHash: "h", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertAdmin(ctx, Admin{ID: "a2", Email: "a@example.com", PasswordHash: "h", CreatedAt: now}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("same email twice: %v, want ErrConflict", err)
+	}
+	if ok, err := s.PutPendingAdminTOTP(ctx, "a1", []byte("sealed-1"), now); err != nil || !ok {
+		t.Fatalf("pending totp: %v, %v", ok, err)
+	}
+	if ok, err := s.PutPendingAdminTOTP(ctx, "a1", []byte("sealed-2"), now); err != nil || !ok {
+		t.Fatalf("restart pending totp: %v, %v", ok, err)
+	}
+	if err := s.ConfirmAdminTOTP(ctx, "a1", now); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.PutPendingAdminTOTP(ctx, "a1", []byte("sealed-3"), now); err != nil || ok {
+		t.Fatalf("a confirmed enrolment was replaced: %v, %v", ok, err)
+	}
+	totp, err := s.AdminTOTPByID(ctx, "a1")
+	if err != nil || string(totp.Secret) != "sealed-2" || totp.ConfirmedAt == nil {
+		t.Fatalf("totp: %+v, %v", totp, err)
+	}
+	list, err := s.ListAdmins(ctx)
+	if err != nil || len(list) != 1 || !list[0].TOTP || list[0].Invited {
+		t.Fatalf("admins: %+v, %v", list, err)
+	}
+
+	sess := AdminSession{TokenHash: "th", AdminID: "a1", CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.InsertAdminSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AdminSessionByHash(ctx, "th", now, now.Add(-time.Minute)); err != nil || got.AdminID != "a1" {
+		t.Fatalf("session: %+v, %v", got, err)
+	}
+	if _, err := s.AdminSessionByHash(ctx, "th", now.Add(2*time.Hour), now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired session found: %v", err)
+	}
+	if err := s.DeleteAdmin(ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdminSessionByHash(ctx, "th", now, now.Add(-time.Minute)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("session outlived its admin: %v", err)
+	}
+}
