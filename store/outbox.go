@@ -123,9 +123,21 @@ func (t *Tx) NextOutboxDue(ctx context.Context) (*time.Time, error) {
 // and every queued message becomes due now, since a restart often follows
 // a fix to the mail settings. Latchkey runs one process per database, so
 // no other worker can hold them. It reports how many were in sending.
+//
+// On PostgreSQL other instances share the database, and a message in
+// sending may be another live instance's: only claims whose lease has
+// run out are taken back.
 func (t *Tx) RequeueAtStart(ctx context.Context, now time.Time) (int, error) {
+	held := `status = 'sending'`
+	if t.pg() {
+		held = `status = 'sending' AND lease_until <= ?`
+	}
+	args := []any{ms(now), ms(now)}
+	if t.pg() {
+		args = append(args, ms(now))
+	}
 	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET status = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
-		WHERE status = 'sending'`, ms(now), ms(now))
+		WHERE `+held, args...)
 	if err != nil {
 		return 0, mapErr("requeue outbox", err)
 	}

@@ -125,3 +125,35 @@ func TestPostgresOutboxClaimSharedByInstances(t *testing.T) {
 		}
 	}
 }
+
+// A starting instance takes back only claims whose lease has run out: on
+// PostgreSQL another live instance may hold the rest. (SQLite, one process
+// per database, takes back every claim.)
+func TestPostgresRequeueAtStartLeavesLiveClaims(t *testing.T) {
+	s := openPGTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for range 2 {
+		if err := s.InsertOutbox(ctx, &OutboxMessage{Kind: "new_user", Recipient: "a@example.com", Subject: "s", NextAttemptAt: now, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, err := s.ClaimOutbox(ctx, now, now.Add(time.Minute), 1)
+	if err != nil || len(short) != 1 {
+		t.Fatalf("claim: %+v, %v", short, err)
+	}
+	long, err := s.ClaimOutbox(ctx, now, now.Add(time.Hour), 1)
+	if err != nil || len(long) != 1 {
+		t.Fatalf("claim: %+v, %v", long, err)
+	}
+	n, err := s.RequeueAtStart(ctx, now.Add(2*time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("requeued %d, %v; want only the lapsed claim", n, err)
+	}
+	if m, err := s.OutboxByID(ctx, long[0].ID); err != nil || m.Status != "sending" {
+		t.Fatalf("live claim taken back: %+v, %v", m, err)
+	}
+	if m, err := s.OutboxByID(ctx, short[0].ID); err != nil || m.Status != "queued" {
+		t.Fatalf("lapsed claim: %+v, %v", m, err)
+	}
+}
