@@ -80,3 +80,55 @@ func tSettingsAdminsAndSessionsPortable(t *testing.T, s *Store) {
 		t.Fatalf("session outlived its admin: %v", err)
 	}
 }
+
+// Passwords (upsert, the admin-set flag), password history (the reuse
+// window) and the non-ASCII identity scan (GLOB on SQLite, a regular
+// expression on PostgreSQL).
+func TestPasswordsHistoryAndNonASCIIPortable(t *testing.T) {
+	forEachBackend(t, tPasswordsHistoryAndNonASCIIPortable)
+}
+
+func tPasswordsHistoryAndNonASCIIPortable(t *testing.T, s *Store) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	u := &User{ID: "u1", CreatedAt: now, UpdatedAt: now}
+	if err := s.InsertUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if u.Seq == 0 {
+		t.Fatal("InsertUser did not fill in Seq")
+	}
+	exp := now.Add(24 * time.Hour)
+	if err := s.PutPassword(ctx, Password{UserID: "u1", Hash: "h1", CreatedAt: now, UpdatedAt: now, ExpireAfter: &exp, SetByAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPassword(ctx, Password{UserID: "u1", Hash: "h2", CreatedAt: now, UpdatedAt: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.PasswordByUser(ctx, "u1")
+	if err != nil || p.Hash != "h2" || p.SetByAdmin || p.ExpireAfter != nil {
+		t.Fatalf("password after replace: %+v, %v", p, err)
+	}
+	for i, h := range []string{"old1", "old2", "old3"} {
+		if err := s.InsertPasswordHistory(ctx, "u1", h, now.Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hist, err := s.PasswordHistory(ctx, "u1", 2, now.Add(100*time.Hour))
+	if err != nil || len(hist) != 2 || hist[0] != "old3" || hist[1] != "old2" {
+		t.Fatalf("history: %v, %v", hist, err)
+	}
+	for _, id := range []Identity{
+		{ID: "i1", UserID: "u1", Kind: "email", Value: "plain@example.com", ValueNorm: "plain@example.com", CreatedAt: now},
+		{ID: "i2", UserID: "u1", Kind: "username", Value: "Zoë", ValueNorm: "zoë", CreatedAt: now},
+		{ID: "i3", UserID: "u1", Kind: "phone", Value: "+14155550100", ValueNorm: "+14155550100", CreatedAt: now},
+	} {
+		if err := s.InsertIdentity(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	odd, err := s.IdentitiesWithNonASCII(ctx)
+	if err != nil || len(odd) != 1 || odd[0].ID != "i2" {
+		t.Fatalf("non-ASCII identities: %+v, %v", odd, err)
+	}
+}
