@@ -132,3 +132,75 @@ func tPasswordsHistoryAndNonASCIIPortable(t *testing.T, s *Store) {
 		t.Fatalf("non-ASCII identities: %+v, %v", odd, err)
 	}
 }
+
+// Webhooks and their delivery queue on one instance: CRUD, an event's
+// delivery, the claim (one per webhook, skipping busy ones), the outcome
+// and the delivery list.
+func TestWebhooksAndDeliveriesPortable(t *testing.T) {
+	forEachBackend(t, tWebhooksAndDeliveriesPortable)
+}
+
+func tWebhooksAndDeliveriesPortable(t *testing.T, s *Store) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, id := range []string{"w1", "w2"} {
+		w := Webhook{ID: id, URL: "http://127.0.0.1/" + id, Kind: "non_blocking", Events: []string{"user.created"}, Enabled: true, Secret: []byte("sealed"), CreatedAt: now, UpdatedAt: now}
+		if err := s.InsertWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetWebhookEnabled(ctx, "w2", false, now); err != nil {
+		t.Fatal(err)
+	}
+	on, err := s.EnabledWebhooks(ctx, "non_blocking")
+	if err != nil || len(on) != 1 || on[0].ID != "w1" || !on[0].Enabled || on[0].AllEvents || len(on[0].Events) != 1 {
+		t.Fatalf("enabled webhooks: %+v, %v", on, err)
+	}
+	var seqs []int64
+	for i := range 3 {
+		e := &Event{Type: "user.created", UserID: "u1", CreatedAt: now, Payload: []byte(`{}`), Context: []byte(`{}`)}
+		if err := s.InsertEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && e.Seq <= seqs[i-1] {
+			t.Fatalf("event seq %d after %d", e.Seq, seqs[i-1])
+		}
+		seqs = append(seqs, e.Seq)
+	}
+	var ids []int64
+	for _, seq := range seqs {
+		id, err := s.InsertDelivery(ctx, "w1", seq, now)
+		if err != nil || id == 0 {
+			t.Fatalf("insert delivery: %d, %v", id, err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := s.InsertDelivery(ctx, "w2", seqs[0], now); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimDueDeliveries(ctx, now, time.Minute, 10, []string{"w2"})
+	if err != nil || len(got) != 1 || got[0].ID != ids[0] || got[0].WebhookID != "w1" {
+		t.Fatalf("claim: %+v, %v; want w1's oldest (%d) only", got, err, ids[0])
+	}
+	d, err := s.DeliveryByID(ctx, ids[0])
+	if err != nil || d.EventType != "user.created" || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(now.Add(time.Minute)) {
+		t.Fatalf("claimed delivery: %+v, %v", d, err)
+	}
+	if err := s.FinishDeliveryAttempt(ctx, ids[0], DeliveryResult{Status: DeliverySucceeded, Attempts: 1, StatusCode: 204, Latency: 15 * time.Millisecond, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListDeliveries(ctx, "w1", 0, 2)
+	if err != nil || len(list) != 2 || list[0].ID != ids[2] || list[1].ID != ids[1] {
+		t.Fatalf("deliveries page: %+v, %v", list, err)
+	}
+	d, err = s.DeliveryByID(ctx, ids[0])
+	if err != nil || d.Status != DeliverySucceeded || d.LastStatusCode != 204 || d.LastLatency != 15*time.Millisecond {
+		t.Fatalf("finished delivery: %+v, %v", d, err)
+	}
+	if err := s.DeleteWebhook(ctx, "w2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WebhookByID(ctx, "w2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted webhook: %v", err)
+	}
+}
