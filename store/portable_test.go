@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -202,5 +203,49 @@ func tWebhooksAndDeliveriesPortable(t *testing.T, s *Store) {
 	}
 	if _, err := s.WebhookByID(ctx, "w2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted webhook: %v", err)
+	}
+}
+
+// A bulk import in multi-row chunks (1,200 users: three chunks, the last
+// one short), then the owners lookup and a duplicate refused.
+func TestImportPortable(t *testing.T) { forEachBackend(t, tImportPortable) }
+
+func tImportPortable(t *testing.T, s *Store) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const n = 1200
+	users := make([]ImportedUser, n)
+	norms := make([]string, n)
+	for i := range users {
+		id := fmt.Sprintf("u%05d", i)
+		norms[i] = fmt.Sprintf("user%05d@example.com", i)
+		users[i] = ImportedUser{
+			User:     User{ID: id, CreatedAt: now, UpdatedAt: now},
+			Identity: Identity{ID: "i" + id, UserID: id, Kind: "email", Value: norms[i], ValueNorm: norms[i], CreatedAt: now},
+		}
+		if i%2 == 0 {
+			users[i].Password = &Password{UserID: id, Hash: "$2a$04$x", CreatedAt: now, UpdatedAt: now, SetByAdmin: true}
+		}
+	}
+	if err := s.InTx(ctx, func(tx *Tx) error { return tx.InsertImportedUsers(ctx, users) }); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CountUsers(ctx); err != nil || c != n {
+		t.Fatalf("count = %d, %v", c, err)
+	}
+	owners, err := s.IdentityOwners(ctx, append([]string{"nobody@example.com"}, norms[590:610]...))
+	if err != nil || len(owners) != 20 || owners[norms[600]] != "u00600" {
+		t.Fatalf("owners: %d, %v", len(owners), err)
+	}
+	if p, err := s.PasswordByUser(ctx, "u01198"); err != nil || !p.SetByAdmin {
+		t.Fatalf("imported password: %+v, %v", p, err)
+	}
+	dup := []ImportedUser{{User: User{ID: "dup", CreatedAt: now, UpdatedAt: now},
+		Identity: Identity{ID: "idup", UserID: "dup", Kind: "email", Value: norms[0], ValueNorm: norms[0], CreatedAt: now}}}
+	if err := s.InTx(ctx, func(tx *Tx) error { return tx.InsertImportedUsers(ctx, dup) }); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate login ID: %v, want ErrConflict", err)
+	}
+	if _, err := s.UserByID(ctx, "dup"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused import left its user: %v", err)
 	}
 }
