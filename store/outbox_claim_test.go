@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -155,5 +156,77 @@ func TestPostgresRequeueAtStartLeavesLiveClaims(t *testing.T) {
 	}
 	if m, err := s.OutboxByID(ctx, short[0].ID); err != nil || m.Status != "queued" {
 		t.Fatalf("lapsed claim: %+v, %v", m, err)
+	}
+}
+
+// Two instances claiming webhook deliveries at once: every delivery is
+// claimed exactly once.
+func TestPostgresDeliveryClaimSharedByInstances(t *testing.T) {
+	url := pgURL(t)
+	ctx := context.Background()
+	var stores []*Store
+	for range 2 {
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	now := time.Now().UTC()
+	const hooks, perHook = 4, 40
+	err := stores[0].InTx(ctx, func(tx *Tx) error {
+		e := &Event{Type: "user.created", CreatedAt: now, Payload: []byte(`{}`), Context: []byte(`{}`)}
+		if err := tx.InsertEvent(ctx, e); err != nil {
+			return err
+		}
+		for h := range hooks {
+			id := fmt.Sprintf("w%d", h)
+			if err := tx.InsertWebhook(ctx, Webhook{ID: id, URL: "http://127.0.0.1/", Kind: "non_blocking", AllEvents: true, Enabled: true, Secret: []byte{0}, CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+			for range perHook {
+				if _, err := tx.InsertDelivery(ctx, id, e.Seq, now); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	claimed := map[int64]int{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func(s *Store) {
+			defer wg.Done()
+			for {
+				got, err := s.ClaimDueDeliveries(ctx, now, time.Hour, 10, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range got {
+					claimed[c.ID]++
+				}
+				mu.Unlock()
+			}
+		}(stores[w%2])
+	}
+	wg.Wait()
+	if len(claimed) != hooks*perHook {
+		t.Fatalf("%d of %d deliveries claimed", len(claimed), hooks*perHook)
+	}
+	for id, c := range claimed {
+		if c != 1 {
+			t.Fatalf("delivery %d claimed %d times", id, c)
+		}
 	}
 }

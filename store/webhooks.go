@@ -179,6 +179,9 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.D
 	args = append(args, limit)
 	// One index probe per webhook (there are few), never a scan of the
 	// queue, however long it is.
+	if t.pg() {
+		return t.claimDueDeliveriesPG(ctx, notIn, args)
+	}
 	rows, err := t.q.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
 		WHERE id IN (SELECT did FROM (
 			SELECT (SELECT d.id FROM webhook_deliveries d
