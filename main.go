@@ -123,6 +123,13 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if c.SecretKey != "" && len(c.SecretKey) < 32 {
 		return c, fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
 	}
+	if store.IsPostgresURL(c.DB) && c.SecretKey == "" {
+		// Instances sharing one database must share the secret that
+		// sessions and sealed data derive from; a generated one kept in
+		// the database would be read by all, but an operator must be able
+		// to rotate and keep it apart from the data, so it is required.
+		return c, fmt.Errorf("LATCHKEY_SECRET_KEY is required with a PostgreSQL LATCHKEY_DB (every instance needs the same one, at least 32 characters)")
+	}
 	if c.SMTPURL != "" {
 		if _, err := mail.ParseSMTPURL(c.SMTPURL); err != nil {
 			return c, err
@@ -145,7 +152,7 @@ func serveFlags(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (LATCHKEY_ADDR, default 127.0.0.1:8080)")
-	fs.StringVar(&c.DB, "db", c.DB, "SQLite database file (LATCHKEY_DB, default latchkey.db)")
+	fs.StringVar(&c.DB, "db", c.DB, "SQLite database file, or a postgres:// URL (LATCHKEY_DB, default latchkey.db)")
 	return fs
 }
 
@@ -240,7 +247,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("latchkey listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "db", cfg.DB)
+	log.Info("latchkey listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "db", store.RedactDB(cfg.DB))
 	warnListen(cfg, ln.Addr(), log)
 	stopMetrics, err := startMetrics(cfg, st, log)
 	if err != nil {

@@ -97,7 +97,7 @@ func openForCLI(ctx context.Context, dbFlag string, getenv func(string) string, 
 	if dbFlag != "" {
 		cfg.DB = dbFlag
 	}
-	if _, err := os.Stat(cfg.DB); err != nil {
+	if _, err := os.Stat(cfg.DB); err != nil && !store.IsPostgresURL(cfg.DB) {
 		return nil, nil, fmt.Errorf("no database at %s (set LATCHKEY_DB or --db to the server's file)", cfg.DB)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

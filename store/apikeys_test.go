@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-func TestAPIKeysStoreOnlyAHash(t *testing.T) {
-	s := openTest(t)
+func TestAPIKeysStoreOnlyAHash(t *testing.T) { forEachBackend(t, tAPIKeysStoreOnlyAHash) }
+
+func tAPIKeysStoreOnlyAHash(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.UnixMilli(time.Now().UnixMilli()).UTC()
 	k := APIKey{ID: "k1", Name: "ci", SecretHash: "abc", CreatedAt: now, CreatedBy: "admin@example.com"}
@@ -41,7 +42,10 @@ func TestAPIKeysStoreOnlyAHash(t *testing.T) {
 }
 
 func TestDeleteUserCascadesAndCountMatching(t *testing.T) {
-	s := openTest(t)
+	forEachBackend(t, tDeleteUserCascadesAndCountMatching)
+}
+
+func tDeleteUserCascadesAndCountMatching(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.Now()
 	mk := func(id string, logins ...string) {

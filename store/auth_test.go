@@ -2,18 +2,17 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
 func TestLockoutCountsLocksGrowsAndCaps(t *testing.T) {
+	forEachBackend(t, tLockoutCountsLocksGrowsAndCaps)
+}
+
+func tLockoutCountsLocksGrowsAndCaps(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	var err error
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	u := &User{ID: "u1", CreatedAt: now, UpdatedAt: now}
 	if err := s.InsertUser(ctx, u); err != nil {

@@ -25,8 +25,9 @@ func seqs(es []Event) []int64 {
 	return out
 }
 
-func TestListEventsFiltersAndKeyset(t *testing.T) {
-	s := openTest(t)
+func TestListEventsFiltersAndKeyset(t *testing.T) { forEachBackend(t, tListEventsFiltersAndKeyset) }
+
+func tListEventsFiltersAndKeyset(t *testing.T, s *Store) {
 	ctx := context.Background()
 	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	// Three days, four events a day, alternating types and users.
@@ -66,8 +67,9 @@ func TestListEventsFiltersAndKeyset(t *testing.T) {
 	}
 }
 
-func TestInsertEventTimeNeverGoesBack(t *testing.T) {
-	s := openTest(t)
+func TestInsertEventTimeNeverGoesBack(t *testing.T) { forEachBackend(t, tInsertEventTimeNeverGoesBack) }
+
+func tInsertEventTimeNeverGoesBack(t *testing.T, s *Store) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	addEvent(t, &s.Tx, "a", "", now)
 	e := Event{Type: "b", CreatedAt: now.Add(-time.Hour), Payload: json.RawMessage(`{}`), Context: json.RawMessage(`{}`)}

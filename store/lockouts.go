@@ -31,19 +31,21 @@ var (
 // Two rules make a stuck account impossible: pending attempts reserved
 // longer ago than AttemptSettleWindow are dropped, and settled failures
 // are clamped to threshold-1 (a threshold lowered below an account's count
-// leaves it one attempt, not none). MIN with two arguments is SQLite's
-// scalar minimum (LEAST in PostgreSQL).
+// leaves it one attempt, not none). t.least() is the scalar minimum (MIN
+// in SQLite, LEAST in PostgreSQL); the row's columns are named with the
+// table because PostgreSQL finds a bare name ambiguous in an upsert.
 func (t *Tx) reserve(ctx context.Context, lt lockoutTable, id string, threshold int, now time.Time) (bool, error) {
 	stale := ms(now.Add(-AttemptSettleWindow))
 	var n int
+	r := lt.table + "."
 	err := t.q.QueryRowContext(ctx, `INSERT INTO `+lt.table+` (`+lt.key+`, failures, pending, reserved_at) VALUES (?, 0, 1, ?)
 		ON CONFLICT(`+lt.key+`) DO UPDATE SET
-			failures = MIN(failures, ? - 1),
-			pending = CASE WHEN COALESCE(reserved_at, 0) <= ? THEN 1 ELSE pending + 1 END,
+			failures = `+t.least()+`(`+r+`failures, ? - 1),
+			pending = CASE WHEN COALESCE(`+r+`reserved_at, 0) <= ? THEN 1 ELSE `+r+`pending + 1 END,
 			reserved_at = ?
-		WHERE (locked_until IS NULL OR locked_until <= ?)
-			AND MIN(failures, ? - 1) + CASE WHEN COALESCE(reserved_at, 0) <= ? THEN 0 ELSE pending END < ?
-		RETURNING pending`,
+		WHERE (`+r+`locked_until IS NULL OR `+r+`locked_until <= ?)
+			AND `+t.least()+`(`+r+`failures, ? - 1) + CASE WHEN COALESCE(`+r+`reserved_at, 0) <= ? THEN 0 ELSE `+r+`pending END < ?
+		RETURNING `+r+`pending`,
 		id, ms(now), threshold, stale, ms(now), ms(now), threshold, stale, threshold).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -62,8 +64,8 @@ func (t *Tx) fail(ctx context.Context, lt lockoutTable, id string, threshold int
 	var until sql.NullInt64
 	var locked bool
 	err := t.q.QueryRowContext(ctx, `UPDATE `+lt.table+` SET last_failed_at = ?,
-			pending = MAX(pending - 1, 0),
-			locked_until = CASE WHEN failures + 1 >= ? THEN ? + MIN(? * (1 << MIN(lock_count, 20)), ?) ELSE locked_until END,
+			pending = `+t.greatest()+`(pending - 1, 0),
+			locked_until = CASE WHEN failures + 1 >= ? THEN ? + `+t.least()+`(? * (CAST(1 AS BIGINT) << CAST(`+t.least()+`(lock_count, 20) AS INTEGER)), ?) ELSE locked_until END,
 			lock_count = CASE WHEN failures + 1 >= ? THEN lock_count + 1 ELSE lock_count END,
 			failures = CASE WHEN failures + 1 >= ? THEN 0 ELSE failures + 1 END
 		WHERE `+lt.key+` = ? RETURNING locked_until, COALESCE(locked_until, 0) > ?`,
@@ -83,7 +85,7 @@ func (t *Tx) fail(ctx context.Context, lt lockoutTable, id string, threshold int
 // clear settles a reserved attempt as a success: failures and locks are
 // forgotten.
 func (t *Tx) clear(ctx context.Context, lt lockoutTable, id string) error {
-	_, err := t.q.ExecContext(ctx, `UPDATE `+lt.table+` SET failures = 0, pending = MAX(pending - 1, 0), lock_count = 0, locked_until = NULL
+	_, err := t.q.ExecContext(ctx, `UPDATE `+lt.table+` SET failures = 0, pending = `+t.greatest()+`(pending - 1, 0), lock_count = 0, locked_until = NULL
 		WHERE `+lt.key+` = ?`, id)
 	return mapErr("clear "+lt.table, err)
 }

@@ -9,17 +9,23 @@ import (
 
 func lockoutStore(t *testing.T) (*Store, time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s, lockoutSeed(t, s)
+}
+
+// lockoutSeed adds user u1 to s and returns the tests' fixed now.
+func lockoutSeed(t *testing.T, s *Store) time.Time {
+	t.Helper()
+	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := s.InsertUser(ctx, &User{ID: "u1", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	return s, now
+	return now
 }
 
 func reserveN(t *testing.T, s *Store, n, threshold int, now time.Time) int {
@@ -40,7 +46,11 @@ func reserveN(t *testing.T, s *Store, n, threshold int, now time.Time) int {
 // Reservations that are never settled (their request died) hold the
 // account only for AttemptSettleWindow, never for good.
 func TestUnsettledReservationsLapse(t *testing.T) {
-	s, now := lockoutStore(t)
+	forEachBackend(t, tUnsettledReservationsLapse)
+}
+
+func tUnsettledReservationsLapse(t *testing.T, s *Store) {
+	now := lockoutSeed(t, s)
 	if got := reserveN(t, s, 10, 10, now); got != 10 {
 		t.Fatalf("granted %d of 10", got)
 	}
@@ -59,8 +69,12 @@ func TestUnsettledReservationsLapse(t *testing.T) {
 // Settled failures are not forgotten with time: a slow guesser is still
 // locked at the threshold.
 func TestSettledFailuresDoNotLapse(t *testing.T) {
+	forEachBackend(t, tSettledFailuresDoNotLapse)
+}
+
+func tSettledFailuresDoNotLapse(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s, now := lockoutStore(t)
+	now := lockoutSeed(t, s)
 	var until *time.Time
 	for i := 0; i < 5; i++ {
 		now = now.Add(2 * AttemptSettleWindow)
@@ -79,8 +93,12 @@ func TestSettledFailuresDoNotLapse(t *testing.T) {
 
 // A threshold lowered below an account's failures leaves it one attempt.
 func TestLoweredThresholdDoesNotStrand(t *testing.T) {
+	forEachBackend(t, tLoweredThresholdDoesNotStrand)
+}
+
+func tLoweredThresholdDoesNotStrand(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s, now := lockoutStore(t)
+	now := lockoutSeed(t, s)
 	for i := 0; i < 7; i++ {
 		if reserveN(t, s, 1, 10, now) != 1 {
 			t.Fatal("refused")
@@ -114,8 +132,12 @@ func TestLoweredThresholdDoesNotStrand(t *testing.T) {
 // A row stuck by the old code (failures at the threshold, no lock, no
 // pending column) is usable again.
 func TestStuckRowFromOldCodeRecovers(t *testing.T) {
+	forEachBackend(t, tStuckRowFromOldCodeRecovers)
+}
+
+func tStuckRowFromOldCodeRecovers(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s, now := lockoutStore(t)
+	now := lockoutSeed(t, s)
 	if _, err := s.DB().ExecContext(ctx, `INSERT INTO login_lockouts (user_id, failures) VALUES ('u1', 10)`); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +147,12 @@ func TestStuckRowFromOldCodeRecovers(t *testing.T) {
 }
 
 func TestAdminLockout(t *testing.T) {
+	forEachBackend(t, tAdminLockout)
+}
+
+func tAdminLockout(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s, now := lockoutStore(t)
+	now := lockoutSeed(t, s)
 	if err := s.InsertAdmin(ctx, Admin{ID: "a1", Email: "a@example.com", PasswordHash: "x", CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}

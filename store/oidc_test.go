@@ -11,8 +11,11 @@ import (
 // once only; revoking a user's tokens leaves other users' alone; expired
 // rows are cleaned; deleting an application removes its rows.
 func TestOIDCCodesAndTokensAreSingleUse(t *testing.T) {
+	forEachBackend(t, tOIDCCodesAndTokensAreSingleUse)
+}
+
+func tOIDCCodesAndTokensAreSingleUse(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := openTest(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, id := range []string{"u1", "u2"} {
 		if err := s.InsertUser(ctx, &User{ID: id, CreatedAt: now, UpdatedAt: now}); err != nil {

@@ -8,8 +8,11 @@ import (
 )
 
 func TestOpsStats(t *testing.T) {
+	forEachBackend(t, tOpsStats)
+}
+
+func tOpsStats(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := openTest(t)
 	st, err := s.OpsStats(ctx)
 	if err != nil {
 		t.Fatal(err)

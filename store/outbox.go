@@ -89,7 +89,13 @@ func (t *Tx) InsertOutbox(ctx context.Context, m *OutboxMessage) error {
 // sending until leaseUntil and counts the attempt. The new attempts value is
 // the claim's fencing token: the Mark* methods only update a row still held
 // by the same claim, so a late worker can never undo a delivery.
+//
+// On PostgreSQL, where several instances claim at once, the rows are picked
+// FOR UPDATE SKIP LOCKED (pgClaimOutbox): each due row goes to one claim.
 func (t *Tx) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]OutboxMessage, error) {
+	if t.pg() {
+		return t.queryOutbox(ctx, "claim outbox", pgClaimOutbox, ms(leaseUntil), ms(now), ms(now), ms(now), limit)
+	}
 	return t.queryOutbox(ctx, "claim outbox", `UPDATE mail_outbox SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
 		WHERE id IN (
 			SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= ?
@@ -105,7 +111,7 @@ func (t *Tx) NextOutboxDue(ctx context.Context) (*time.Time, error) {
 	var v sql.NullInt64
 	err := t.q.QueryRowContext(ctx, `SELECT MIN(at) FROM (
 		SELECT MIN(next_attempt_at) AS at FROM mail_outbox WHERE status = 'queued'
-		UNION ALL SELECT MIN(lease_until) FROM mail_outbox WHERE status = 'sending')`).Scan(&v)
+		UNION ALL SELECT MIN(lease_until) FROM mail_outbox WHERE status = 'sending') AS due`).Scan(&v)
 	if err != nil {
 		return nil, mapErr("next outbox due", err)
 	}
@@ -117,9 +123,21 @@ func (t *Tx) NextOutboxDue(ctx context.Context) (*time.Time, error) {
 // and every queued message becomes due now, since a restart often follows
 // a fix to the mail settings. Latchkey runs one process per database, so
 // no other worker can hold them. It reports how many were in sending.
+//
+// On PostgreSQL other instances share the database, and a message in
+// sending may be another live instance's: only claims whose lease has
+// run out are taken back.
 func (t *Tx) RequeueAtStart(ctx context.Context, now time.Time) (int, error) {
+	held := `status = 'sending'`
+	if t.pg() {
+		held = `status = 'sending' AND lease_until <= ?`
+	}
+	args := []any{ms(now), ms(now)}
+	if t.pg() {
+		args = append(args, ms(now))
+	}
 	res, err := t.q.ExecContext(ctx, `UPDATE mail_outbox SET status = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
-		WHERE status = 'sending'`, ms(now), ms(now))
+		WHERE `+held, args...)
 	if err != nil {
 		return 0, mapErr("requeue outbox", err)
 	}
@@ -245,7 +263,12 @@ func (t *Tx) CountOutbox(ctx context.Context) (map[string]int, error) {
 // backup, an export, a sqlite3 shell) makes it give up at once instead of
 // holding every writer for the busy timeout. It reports false when
 // readers kept it from finishing; the caller tries again later.
+//
+// On PostgreSQL there is no WAL file of Latchkey's to scrub: it reports true.
 func (s *Store) ScrubWAL(ctx context.Context) (bool, error) {
+	if s.pg {
+		return true, nil
+	}
 	release, err := s.acquireWrite(ctx)
 	if err != nil {
 		return false, err

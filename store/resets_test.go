@@ -14,7 +14,11 @@ import (
 // across requests holds too. Deterministic: the count of granted
 // reservations is the statement's own doing.
 func TestResetCodeReservationExactlyMax(t *testing.T) {
-	s, now := lockoutStore(t)
+	forEachBackend(t, tResetCodeReservationExactlyMax)
+}
+
+func tResetCodeReservationExactlyMax(t *testing.T, s *Store) {
+	now := lockoutSeed(t, s)
 	ctx := context.Background()
 	const max, daily = 5, 12
 	since := now.Add(-24 * time.Hour)

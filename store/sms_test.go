@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -11,12 +10,12 @@ import (
 // a day), an empty IP is never counted, and rows older than two days are
 // pruned when a new one is written.
 func TestSMSSendCounts(t *testing.T) {
+	forEachBackend(t, tSMSSendCounts)
+}
+
+func tSMSSendCounts(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "sms.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	var err error
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	sends := []SMSSend{
 		{Phone: "+14155550100", CallingCode: "1", IP: "192.0.2.1", At: now.Add(-72 * time.Hour)}, // pruned

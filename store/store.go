@@ -60,6 +60,9 @@ type Store struct {
 	// arrival order.
 	wsem         chan struct{}
 	writeTimeout time.Duration
+	// pg: the database is PostgreSQL (postgres.go); db is then the one
+	// pool for reads and writes, rdb is nil and wsem unused.
+	pg bool
 }
 
 // Options tune Open; the zero value gives the defaults.
@@ -106,7 +109,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // SQLite then its -wal and -shm files, which take the database's mode)
 // readable by the owner only, and refuses an existing database that
 // others can read or write.
+//
+// A path that is a postgres:// or postgresql:// URL opens PostgreSQL
+// instead (postgres.go); "sqlite:" before a path is allowed.
 func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
+	if IsPostgresURL(path) {
+		return openPostgres(ctx, path, o)
+	}
+	path = sqlitePath(path)
 	if err := secureFiles(path); err != nil {
 		return nil, err
 	}
@@ -189,7 +199,12 @@ func (s *Store) Close() error {
 }
 
 // ReadDB is the read-only pool, for metrics on its connections.
-func (s *Store) ReadDB() *sql.DB { return s.rdb }
+func (s *Store) ReadDB() *sql.DB {
+	if s.rdb == nil {
+		return s.db
+	}
+	return s.rdb
+}
 
 // DB exposes the write connection for benchmarks, tests and maintenance;
 // application code uses the query methods. Holding a *sql.Rows from it
@@ -354,6 +369,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 // inTx runs the transaction holding the writer's slot, and returns the
 // after-commit functions for InTx to run once the slot is free.
 func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) ([]func(), error) {
+	if s.pg {
+		return s.inTxPG(ctx, fn)
+	}
 	release, err := s.acquireWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -394,6 +412,9 @@ func mapErr(op string, err error) error {
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	if pe := mapPgErr(op, err); pe != nil {
+		return pe
 	}
 	var se sqlite3.Error
 	if errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked) {

@@ -40,8 +40,9 @@ func TestMigrationsRecordedAndIdempotent(t *testing.T) {
 	}
 }
 
-func TestTxRollbackAndAfterCommit(t *testing.T) {
-	s := openTest(t)
+func TestTxRollbackAndAfterCommit(t *testing.T) { forEachBackend(t, tTxRollbackAndAfterCommit) }
+
+func tTxRollbackAndAfterCommit(t *testing.T, s *Store) {
 	ctx := context.Background()
 	ran := 0
 	boom := errors.New("boom")
@@ -68,7 +69,10 @@ func TestTxRollbackAndAfterCommit(t *testing.T) {
 }
 
 func TestIdentityConflictIsErrConflict(t *testing.T) {
-	s := openTest(t)
+	forEachBackend(t, tIdentityConflictIsErrConflict)
+}
+
+func tIdentityConflictIsErrConflict(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.Now()
 	for _, id := range []string{"a", "b"} {
@@ -119,8 +123,9 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 
 // TestSearchListsEachUserOnce: a user with two login IDs matching the
 // search appears once, and paging (newest first) sees every user exactly once.
-func TestSearchListsEachUserOnce(t *testing.T) {
-	s := openTest(t)
+func TestSearchListsEachUserOnce(t *testing.T) { forEachBackend(t, tSearchListsEachUserOnce) }
+
+func tSearchListsEachUserOnce(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.Now()
 	add := func(user string, ids ...string) {

@@ -201,7 +201,7 @@ func (t *Tx) userMatch(ctx context.Context, p ListUsersParams) (from, seq string
 const summaryCols = `u.seq, u.id, u.created_at, u.updated_at, u.last_login_at, u.is_disabled, COALESCE(u.disable_reason, ''),
 	u.name, u.given_name, u.family_name,
 	p.expire_after, p.user_id IS NOT NULL,
-	(SELECT group_concat(kind || ':' || value, char(10)) FROM (SELECT kind, value FROM identities WHERE user_id = u.id ORDER BY created_at, id)),
+	(SELECT group_concat(kind || ':' || value, char(10)) FROM (SELECT kind, value FROM identities WHERE user_id = u.id ORDER BY created_at, id) AS ids),
 	` + emailFailedCol
 
 // ListUsers returns one page of users, newest first, by keyset
@@ -324,7 +324,7 @@ func (t *Tx) CountUsersBounded(ctx context.Context, p ListUsersParams, bound int
 		query += ` LIMIT ?`
 		args = append(args, bound)
 	}
-	err = t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+query+`)`, args...).Scan(&n)
+	err = t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+query+`) AS matching`, args...).Scan(&n)
 	if err != nil {
 		return 0, false, mapErr("count users", err)
 	}

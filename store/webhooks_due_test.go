@@ -10,18 +10,20 @@ import (
 // does not count for when the worker should next wake, or it would spin
 // on deliveries it cannot claim.
 func TestNextDeliveryDueSkipsBusyWebhooks(t *testing.T) {
-	s := openTest(t)
+	forEachBackend(t, tNextDeliveryDueSkipsBusyWebhooks)
+}
+
+func tNextDeliveryDueSkipsBusyWebhooks(t *testing.T, s *Store) {
 	ctx := context.Background()
-	db := s.DB()
 	mustExec := func(q string, args ...any) {
 		t.Helper()
-		if _, err := db.Exec(q, args...); err != nil {
+		if _, err := s.q.ExecContext(ctx, q, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mustExec(`INSERT INTO events (seq, type, created_at, payload, context) VALUES (1, 'user.created', 0, '{}', '{}')`)
 	for _, id := range []string{"busy", "idle"} {
-		mustExec(`INSERT INTO webhooks (id, url, kind, secret, created_at, updated_at) VALUES (?, 'http://127.0.0.1/', 'non_blocking', x'00', 0, 0)`, id)
+		mustExec(`INSERT INTO webhooks (id, url, kind, secret, created_at, updated_at) VALUES (?, 'http://127.0.0.1/', 'non_blocking', ?, 0, 0)`, id, []byte{0})
 	}
 	early, late := int64(1_000), int64(5_000)
 	mustExec(`INSERT INTO webhook_deliveries (webhook_id, event_seq, status, next_attempt_at, created_at, updated_at) VALUES ('busy', 1, 'pending', ?, 0, 0)`, early)

@@ -1,0 +1,228 @@
+// Package pgtest starts a throwaway PostgreSQL cluster for tests: initdb into
+// a temporary directory, a postgres server on a free loopback port and a
+// socket in that directory, fsync off, and one fresh database per caller.
+//
+// initdb refuses to run as root, so when the tests run as root (as CI does)
+// the cluster runs as the unprivileged "postgres" user that Debian's
+// postgresql package creates. Without PostgreSQL binaries the caller is told
+// to skip, except when LATCHKEY_PG=1, where a missing server is a failure.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrUnavailable is returned by Start when no PostgreSQL binaries are found.
+var ErrUnavailable = errors.New("pgtest: no PostgreSQL server binaries (install Debian's postgresql package)")
+
+// Required reports whether a missing PostgreSQL is a failure rather than a
+// reason to skip: LATCHKEY_PG=1, as .ci/run sets it.
+func Required() bool { return os.Getenv("LATCHKEY_PG") == "1" }
+
+// Cluster is a running throwaway PostgreSQL server.
+type Cluster struct {
+	dir  string
+	port int
+	bin  string
+	cred *syscall.Credential
+	n    atomic.Int64
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// BinDir finds the directory holding initdb and postgres: $LATCHKEY_PG_BIN,
+// the newest /usr/lib/postgresql/*/bin, or the directory of initdb on PATH.
+func BinDir() (string, error) {
+	if d := os.Getenv("LATCHKEY_PG_BIN"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		p, _ = filepath.EvalSymlinks(p)
+		return filepath.Dir(p), nil
+	}
+	return "", ErrUnavailable
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+// Start creates and starts a cluster. Close stops it and removes its files.
+func Start(ctx context.Context) (*Cluster, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "latchkey-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	c := &Cluster{dir: dir, bin: bin, done: make(chan struct{})}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: running as root needs a 'postgres' user for initdb: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+		// The temporary directory's parents must be searchable by postgres.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	initdb := c.command(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pgtest: initdb: %v: %s", err, out)
+	}
+	for attempt := 0; ; attempt++ {
+		c.port, err = freePort()
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		err = c.startServer(ctx, data)
+		if err == nil {
+			return c, nil
+		}
+		if attempt == 4 {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+}
+
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	return cmd
+}
+
+func (c *Cluster) startServer(ctx context.Context, data string) error {
+	// The server outlives ctx (it is stopped by Close), so it gets its own.
+	cmd := c.command(context.Background(), "postgres", "-D", data,
+		"-p", strconv.Itoa(c.port), "-k", c.dir, "-h", "127.0.0.1",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "max_connections=200", "-c", "shared_buffers=128MB")
+	logf, err := os.Create(filepath.Join(c.dir, "server.log"))
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("pgtest: start postgres: %w", err)
+	}
+	c.cmd = cmd
+	c.done = make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(c.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.done:
+			log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+			return fmt.Errorf("pgtest: postgres exited: %s", strings.TrimSpace(string(log)))
+		case <-ctx.Done():
+			c.stop()
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		conn, err := pgx.Connect(ctx, c.dsn("postgres"))
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+	}
+	c.stop()
+	return errors.New("pgtest: postgres did not accept connections within 30 s")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (c *Cluster) dsn(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// Port is the loopback TCP port the server listens on.
+func (c *Cluster) Port() int { return c.port }
+
+var dbNames sync.Mutex
+
+// NewDatabase creates an empty database and returns its connection URL.
+func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
+	dbNames.Lock()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.n.Add(1))
+	dbNames.Unlock()
+	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("pgtest: create database: %w", err)
+	}
+	return c.dsn(name), nil
+}
+
+func (c *Cluster) stop() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	// SIGQUIT is PostgreSQL's immediate shutdown: nothing here is worth keeping.
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// Close stops the server and removes the cluster's files.
+func (c *Cluster) Close() error {
+	c.stop()
+	return os.RemoveAll(c.dir)
+}
