@@ -339,17 +339,7 @@ func (s *Service) callBlocking(ctx context.Context, h store.Webhook, id string, 
 		return blockingFailed(ReasonInvalidResponse, `The blocking hook's answer was not {"is_allowed": true|false, ...}, so nothing was changed.`, h)
 	}
 	if !*ans.IsAllowed {
-		msg := strings.TrimSpace(ans.Reason)
-		if t := strings.TrimSpace(ans.Title); t != "" && msg != "" {
-			msg = t + ": " + msg
-		} else if t != "" {
-			msg = t
-		}
-		if msg == "" {
-			msg = "A blocking hook did not allow this."
-		}
-		return &account.Error{Name: "Forbidden", Reason: ReasonDisallowed, Message: msg,
-			Info: map[string]any{"reasons": []map[string]any{{"reason": ans.Reason, "title": ans.Title}}}}
+		return disallowed(ans)
 	}
 	return nil
 }
