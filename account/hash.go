@@ -57,6 +57,10 @@ func (h *Hasher) Verify(stored, password string) bool {
 	case strings.HasPrefix(stored, formatBcrypt):
 		return bcrypt.CompareHashAndPassword([]byte(stored[len(formatBcrypt):]), []byte(password)) == nil
 	}
+	// No usable hash (an invited admin who has not chosen a password, a
+	// user with none): spend a verification's time anyway, so timing does
+	// not tell such an account from one with a password.
+	h.VerifyDummy(password)
 	return false
 }
 

@@ -121,3 +121,16 @@ func TestUpsertImportEndsSessionsAndKeepsHistory(t *testing.T) {
 		t.Fatalf("history rows = %d (%v), want 2", n, err)
 	}
 }
+
+// TestVerifyWithoutAHashSpendsADummyCheck: an account with no usable hash
+// (an invited admin, a user without a password) is checked against the
+// dummy hash, as an unknown login ID is, so timing tells it from neither.
+func TestVerifyWithoutAHashSpendsADummyCheck(t *testing.T) {
+	h := &Hasher{Cost: 4}
+	if h.Verify("", "anything") {
+		t.Fatal("an empty hash verified")
+	}
+	if h.dummy == "" {
+		t.Fatal("no dummy verification was done for an empty hash")
+	}
+}
