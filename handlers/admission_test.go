@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"latchkey/account"
+	"latchkey/metrics"
 )
 
 // fillSlots takes every verification slot of a, as requests verifying
@@ -75,6 +77,12 @@ func TestAdmissionRefusesPastBoundWithoutCountingAttempts(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 
+	// The metrics see the queue and, below, each refusal as shed.
+	if q := scrapeMetric(t, `latchkey_sign_in_queue_length`); q != 1 {
+		t.Fatalf("sign-in queue gauge %v, want 1", q)
+	}
+	shedBefore := scrapeMetric(t, `latchkey_sign_ins_total{outcome="shed"}`)
+
 	// Everyone else is refused, fast, whatever the password.
 	b := a.browser()
 	for i := 0; i < 15; i++ {
@@ -100,6 +108,9 @@ func TestAdmissionRefusesPastBoundWithoutCountingAttempts(t *testing.T) {
 	}
 	if n := a.events.ofType(account.EventAuthPasswordFailed); len(n) != 0 {
 		t.Fatalf("refusals recorded %d failed attempts", len(n))
+	}
+	if d := scrapeMetric(t, `latchkey_sign_ins_total{outcome="shed"}`) - shedBefore; d != 15 {
+		t.Fatalf("shed sign-ins went up by %v, want 15", d)
 	}
 	refused, err := a.store.IdentityByNorm(context.Background(), "refused@example.com")
 	if err != nil {
@@ -295,4 +306,23 @@ func TestAdmissionResetCodeRefused(t *testing.T) {
 	b.get("/reset-password/code?login_id=resetter%40example.com")
 	wantStatus(t, b.post("/reset-password/code", form), http.StatusSeeOther)
 	wantStatus(t, signIn(a.browser(), "resetter@example.com", "second-password-2", ""), http.StatusSeeOther)
+}
+
+// scrapeMetric reads one series from the /metrics handler, as Prometheus
+// would: series is the exposition line's name and labels.
+func scrapeMetric(t *testing.T, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	metrics.Handler(metrics.Options{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics", series)
+	return 0
 }
