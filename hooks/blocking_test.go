@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"latchkey/account"
+	"latchkey/metrics"
 	"latchkey/store"
 )
 
@@ -57,7 +59,11 @@ func TestBlockingHookVeto(t *testing.T) {
 	// A non-blocking hook too: the veto must queue nothing for it.
 	e.addHook("http://127.0.0.1:1/never", WebhookInput{AllEvents: true})
 
+	vetoes := blockingMetric(t, "disallowed")
 	_, err := e.createUser("phone", "+14155550199", pw("s3cret-Passw0rd"))
+	if d := blockingMetric(t, "disallowed") - vetoes; d != 1 {
+		t.Errorf("disallowed blocking calls went up by %v, want 1", d)
+	}
 	ae, ok := account.AsError(err)
 	if !ok || ae.Reason != ReasonDisallowed || !strings.Contains(ae.Message, "Phone numbers from this region are not accepted.") ||
 		!strings.Contains(ae.Message, "Region blocked") || ae.Field != "" {
@@ -115,11 +121,15 @@ func TestBlockingHookFailuresAbort(t *testing.T) {
 			e := newEnv(t, "", func(cfg *Config) { cfg.BlockingTimeout = 200 * time.Millisecond })
 			srv := blockingServer(t, c.h)
 			e.addHook(srv.URL, WebhookInput{Blocking: true})
+			failed := blockingMetric(t, "failed")
 			start := time.Now()
 			_, err := e.createUser("email", "x@example.com", pw("s3cret-Passw0rd"))
 			ae, ok := account.AsError(err)
 			if !ok || ae.Reason != c.reason || !strings.Contains(ae.Message, c.msg) {
 				t.Fatalf("error %#v", err)
+			}
+			if d := blockingMetric(t, "failed") - failed; d != 1 {
+				t.Errorf("failed blocking calls went up by %v, want 1", d)
 			}
 			if time.Since(start) > 2*time.Second {
 				t.Errorf("took %s", time.Since(start))
@@ -275,4 +285,24 @@ func TestPayloadPasswordKeysRedacted(t *testing.T) {
 	if !strings.Contains(payload, `"password_generated":true`) {
 		t.Errorf("payload %s lost a non-secret field", payload)
 	}
+}
+
+// blockingMetric reads latchkey_blocking_hook_calls_total{result} from the
+// /metrics handler.
+func blockingMetric(t *testing.T, result string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	metrics.Handler(metrics.Options{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	series := `latchkey_blocking_hook_calls_total{result="` + result + `"} `
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics", series)
+	return 0
 }

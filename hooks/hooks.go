@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"latchkey/account"
+	"latchkey/metrics"
 	"latchkey/outbound"
 	"latchkey/script"
 	"latchkey/store"
@@ -293,12 +294,26 @@ func (s *Service) Blocking(ctx context.Context, actor account.Actor, ev account.
 		} else {
 			err = s.callBlocking(total, h, id, body)
 		}
+		metrics.BlockingHook(blockingResult(err))
 		if err != nil {
 			s.log.Warn("blocking hook stopped the operation", "event", ev.Type, "webhook_id", h.ID, "err", err.Error())
 			return err
 		}
 	}
 	return nil
+}
+
+// blockingResult names a blocking hook's outcome for the metrics: allowed,
+// disallowed (a veto), or failed (timeout, unreachable, bad answer,
+// script error): the hook did not decide.
+func blockingResult(err error) string {
+	if err == nil {
+		return "allowed"
+	}
+	if e, ok := account.AsError(err); ok && e.Reason == ReasonDisallowed {
+		return "disallowed"
+	}
+	return "failed"
 }
 
 func (s *Service) callBlocking(ctx context.Context, h store.Webhook, id string, body []byte) error {

@@ -59,6 +59,11 @@ var (
 		Help: "Sign-in attempts waiting for admission (a password hash slot).",
 	})
 
+	blockingHooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "blocking_hook_calls_total",
+		Help: "Blocking hook calls (webhooks and TypeScript) by result: allowed, disallowed (a veto) or failed (timeout, unreachable, bad answer, script error).",
+	}, []string{"result"})
+
 	webhookAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "webhook_attempts_total",
 		Help: "Webhook delivery attempts by result (ok: 2xx answer; error: anything else).",
@@ -71,6 +76,9 @@ func init() {
 	}
 	for _, o := range []string{SignInOK, SignInWrong, SignInLimited, SignInShed} {
 		adminSignIns.WithLabelValues(o)
+	}
+	for _, r := range []string{"allowed", "disallowed", "failed"} {
+		blockingHooks.WithLabelValues(r)
 	}
 	webhookAttempts.WithLabelValues("ok")
 	webhookAttempts.WithLabelValues("error")
@@ -94,9 +102,16 @@ func AdminSignIn(outcome string) { adminSignIns.WithLabelValues(outcome).Inc() }
 // SetSignInQueue sets how many sign-ins wait for admission now.
 func SetSignInQueue(n int) { signInQueue.Set(float64(n)) }
 
+// BlockingHook counts one blocking hook call by result ("allowed",
+// "disallowed" or "failed").
+func BlockingHook(result string) { blockingHooks.WithLabelValues(result).Inc() }
+
 // WebhookAttempt counts one webhook delivery attempt.
 func WebhookAttempt(ok bool) {
 	if ok {
+		for _, r := range []string{"allowed", "disallowed", "failed"} {
+			blockingHooks.WithLabelValues(r)
+		}
 		webhookAttempts.WithLabelValues("ok").Inc()
 	} else {
 		webhookAttempts.WithLabelValues("error").Inc()
@@ -132,7 +147,7 @@ func Handler(o Options) http.Handler {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		httpDuration, signIns, adminSignIns, signInQueue, webhookAttempts,
+		httpDuration, signIns, adminSignIns, signInQueue, blockingHooks, webhookAttempts,
 	)
 	for name, db := range o.DBs {
 		reg.MustRegister(collectors.NewDBStatsCollector(db, name))
