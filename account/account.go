@@ -160,9 +160,8 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, events: events, cfg: cfg, log: log,
+	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, mailer: mailer, events: events, cfg: cfg, log: log,
 		Now: func() time.Time { return time.Now().UTC() }}
-	s.SetMailer(mailer)
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
@@ -174,13 +173,7 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 
 // SetMailer replaces the mailer (tests swap in recorders; main passes the
 // outbox to New).
-func (s *Service) SetMailer(m Mailer) {
-	if m == nil {
-		s.mailer = nil
-		return
-	}
-	s.mailer = expiryMailer{Mailer: m, s: s}
-}
+func (s *Service) SetMailer(m Mailer) { s.mailer = m }
 
 // SetEvents replaces the event recorder (tests; main passes hooks to New).
 func (s *Service) SetEvents(e Events) {

@@ -290,18 +290,14 @@ func (s *Service) TemporaryPasswordEnds(u *User) *time.Time {
 	return &t
 }
 
-// expiryMailer fills PasswordMail.ExpiresAt for a temporary password (one
-// the user must change) from the policy's TemporaryExpiryDays, counted
-// from now, when the password is set and its change asked for.
-type expiryMailer struct {
-	Mailer
-	s *Service
-}
-
-func (m expiryMailer) QueuePassword(ctx context.Context, tx *store.Tx, pm PasswordMail) error {
-	if days := m.s.Policy().TemporaryExpiryDays; pm.MustChange && days > 0 && pm.ExpiresAt == nil {
-		t := m.s.Now().Add(time.Duration(days) * 24 * time.Hour)
+// queuePassword queues a password message, filling PasswordMail.ExpiresAt
+// for a temporary password (one the user must change) from the policy's
+// TemporaryExpiryDays, counted from now, when the password is set and its
+// change asked for.
+func (s *Service) queuePassword(ctx context.Context, tx *store.Tx, pm PasswordMail) error {
+	if days := s.Policy().TemporaryExpiryDays; pm.MustChange && days > 0 && pm.ExpiresAt == nil {
+		t := s.Now().Add(time.Duration(days) * 24 * time.Hour)
 		pm.ExpiresAt = &t
 	}
-	return m.Mailer.QueuePassword(ctx, tx, pm)
+	return s.mailer.QueuePassword(ctx, tx, pm)
 }
