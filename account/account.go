@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -138,9 +137,6 @@ type Service struct {
 	policy atomic.Pointer[Policy]
 	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
 	totpSealer *Sealer
-	// revokers end other kinds of sessions with RevokeAllSessions (sessions.go).
-	revokersMu sync.Mutex
-	revokers   []SessionRevoker
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }
