@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -138,9 +137,6 @@ type Service struct {
 	policy atomic.Pointer[Policy]
 	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
 	totpSealer *Sealer
-	// revokers end other kinds of sessions with RevokeAllSessions (sessions.go).
-	revokersMu sync.Mutex
-	revokers   []SessionRevoker
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }
@@ -160,9 +156,8 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, events: events, cfg: cfg, log: log,
+	s := &Service{store: st, hasher: &Hasher{Cost: cfg.BcryptCost}, mailer: mailer, events: events, cfg: cfg, log: log,
 		Now: func() time.Time { return time.Now().UTC() }}
-	s.SetMailer(mailer)
 	if err := s.loadPolicy(ctx); err != nil {
 		return nil, err
 	}
@@ -174,13 +169,7 @@ func New(ctx context.Context, st *store.Store, cfg Config, mailer Mailer, events
 
 // SetMailer replaces the mailer (tests swap in recorders; main passes the
 // outbox to New).
-func (s *Service) SetMailer(m Mailer) {
-	if m == nil {
-		s.mailer = nil
-		return
-	}
-	s.mailer = expiryMailer{Mailer: m, s: s}
-}
+func (s *Service) SetMailer(m Mailer) { s.mailer = m }
 
 // SetEvents replaces the event recorder (tests; main passes hooks to New).
 func (s *Service) SetEvents(e Events) {

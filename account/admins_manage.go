@@ -49,14 +49,10 @@ type AdminInviteMailer interface {
 	QueueAdminInvite(ctx context.Context, tx *store.Tx, m AdminInviteMail) error
 }
 
-// inviteMailer is the mailer as an AdminInviteMailer, or nil when the
-// mailer under SetMailer's wrapper cannot send invitations.
+// inviteMailer is the mailer as an AdminInviteMailer, or nil when it
+// cannot send invitations.
 func (s *Service) inviteMailer() AdminInviteMailer {
-	m := s.mailer
-	if em, ok := m.(expiryMailer); ok {
-		m = em.Mailer
-	}
-	im, _ := m.(AdminInviteMailer)
+	im, _ := s.mailer.(AdminInviteMailer)
 	return im
 }
 

@@ -79,13 +79,10 @@ func (s *Service) UpdateIdentity(ctx context.Context, actor Actor, userID, ident
 	var u *User
 	var updated store.Identity
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var idx int
 		var err error
-		if u, err = loadUser(ctx, tx, userID); err != nil {
+		if u, idx, err = loadIdentity(ctx, tx, userID, identityID); err != nil {
 			return err
-		}
-		idx := identityIndex(u, identityID)
-		if idx < 0 {
-			return identityNotFound()
 		}
 		old := u.Identities[idx]
 		id, err := NormalizeLoginID(old.Kind, value, s.cfg.PhoneRegion)
@@ -124,13 +121,10 @@ func (s *Service) UpdateIdentity(ctx context.Context, actor Actor, userID, ident
 func (s *Service) RemoveIdentity(ctx context.Context, actor Actor, userID, identityID string) (*User, error) {
 	var u *User
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var idx int
 		var err error
-		if u, err = loadUser(ctx, tx, userID); err != nil {
+		if u, idx, err = loadIdentity(ctx, tx, userID, identityID); err != nil {
 			return err
-		}
-		idx := identityIndex(u, identityID)
-		if idx < 0 {
-			return identityNotFound()
 		}
 		if len(u.Identities) == 1 {
 			return &Error{Name: "Invalid", Reason: ReasonInvariantViolated, Field: "identityID",
@@ -175,13 +169,19 @@ func (s *Service) identityEvents(ctx context.Context, tx *store.Tx, actor Actor,
 	return s.events.Record(ctx, tx, actor, Event{Type: EventAdminIdentity, UserID: u.ID, Payload: audit})
 }
 
-func identityIndex(u *User, identityID string) int {
+// loadIdentity loads the user and finds the index of one of their login
+// IDs, or fails with identityNotFound.
+func loadIdentity(ctx context.Context, tx *store.Tx, userID, identityID string) (*User, int, error) {
+	u, err := loadUser(ctx, tx, userID)
+	if err != nil {
+		return nil, 0, err
+	}
 	for i, id := range u.Identities {
 		if id.ID == identityID {
-			return i
+			return u, i, nil
 		}
 	}
-	return -1
+	return nil, 0, identityNotFound()
 }
 
 // Profile is the user's editable standard attributes.
@@ -290,18 +290,14 @@ func (s *Service) TemporaryPasswordEnds(u *User) *time.Time {
 	return &t
 }
 
-// expiryMailer fills PasswordMail.ExpiresAt for a temporary password (one
-// the user must change) from the policy's TemporaryExpiryDays, counted
-// from now, when the password is set and its change asked for.
-type expiryMailer struct {
-	Mailer
-	s *Service
-}
-
-func (m expiryMailer) QueuePassword(ctx context.Context, tx *store.Tx, pm PasswordMail) error {
-	if days := m.s.Policy().TemporaryExpiryDays; pm.MustChange && days > 0 && pm.ExpiresAt == nil {
-		t := m.s.Now().Add(time.Duration(days) * 24 * time.Hour)
+// queuePassword queues a password message, filling PasswordMail.ExpiresAt
+// for a temporary password (one the user must change) from the policy's
+// TemporaryExpiryDays, counted from now, when the password is set and its
+// change asked for.
+func (s *Service) queuePassword(ctx context.Context, tx *store.Tx, pm PasswordMail) error {
+	if days := s.Policy().TemporaryExpiryDays; pm.MustChange && days > 0 && pm.ExpiresAt == nil {
+		t := s.Now().Add(time.Duration(days) * 24 * time.Hour)
 		pm.ExpiresAt = &t
 	}
-	return m.Mailer.QueuePassword(ctx, tx, pm)
+	return s.mailer.QueuePassword(ctx, tx, pm)
 }

@@ -102,7 +102,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor Actor, in ResetPasswo
 				if err := s.queuePasswordText(ctx, tx, m); err != nil {
 					return err
 				}
-			} else if err := s.mailer.QueuePassword(ctx, tx, m); err != nil {
+			} else if err := s.queuePassword(ctx, tx, m); err != nil {
 				return err
 			}
 		}

@@ -59,22 +59,8 @@ func (s *Service) UserSessions(ctx context.Context, userID string, current *Sess
 	return out, nil
 }
 
-// SessionRevoker ends other kinds of sessions of a user inside the
-// revoking transaction (OpenID Connect refresh tokens, say) and reports
-// how many it ended.
-type SessionRevoker func(ctx context.Context, tx *store.Tx, userID string) (int, error)
-
-// RegisterSessionRevoker adds r to what RevokeAllSessions ends, so a
-// later feature (OIDC refresh tokens) is signed out by "Sign out all
-// sessions" too.
-func (s *Service) RegisterSessionRevoker(r SessionRevoker) {
-	s.revokersMu.Lock()
-	defer s.revokersMu.Unlock()
-	s.revokers = append(s.revokers, r)
-}
-
 // RevokeAllSessions signs the user out everywhere: every session, and
-// whatever registered revokers end. It records user.sessions.revoked
+// the applications' refresh tokens. It records user.sessions.revoked
 // when anything was ended, and returns how many were.
 func (s *Service) RevokeAllSessions(ctx context.Context, actor Actor, userID string) (int, error) {
 	return s.revoke(ctx, actor, userID, func(tx *store.Tx, _ []store.UserSession) ([]string, int, error) {
@@ -93,16 +79,6 @@ func (s *Service) RevokeAllSessions(ctx context.Context, actor Actor, userID str
 			return nil, 0, err
 		}
 		n += m
-		s.revokersMu.Lock()
-		rs := append([]SessionRevoker(nil), s.revokers...)
-		s.revokersMu.Unlock()
-		for _, r := range rs {
-			m, err := r(ctx, tx, userID)
-			if err != nil {
-				return nil, 0, err
-			}
-			n += m
-		}
 		ids := make([]string, 0, len(rows))
 		for _, r := range rows {
 			ids = append(ids, store.SessionPublicID(r.TokenHash))

@@ -123,7 +123,7 @@ func (s *Service) queuePasswordText(ctx context.Context, tx *store.Tx, m Passwor
 	if m.MustChange {
 		m.ValidDays = s.Policy().TemporaryExpiryDays
 	}
-	return s.mailer.QueuePassword(ctx, tx, m)
+	return s.queuePassword(ctx, tx, m)
 }
 
 // passwordTarget picks where an admin-set password goes: channel "" means

@@ -150,7 +150,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in CreateUserInpu
 				if err := s.queuePasswordText(ctx, tx, m); err != nil {
 					return err
 				}
-			} else if err := s.mailer.QueuePassword(ctx, tx, m); err != nil {
+			} else if err := s.queuePassword(ctx, tx, m); err != nil {
 				return err
 			}
 		}
