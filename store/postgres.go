@@ -86,9 +86,6 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// Postgres reports whether the store runs on PostgreSQL.
-func (s *Store) Postgres() bool { return s.pg }
-
 // migratePG applies migrations_pg in name order, each in its own
 // transaction, holding a session-level advisory lock on one connection
 // for the whole run.
