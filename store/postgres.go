@@ -6,9 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -103,22 +101,9 @@ func (s *Store) migratePG(ctx context.Context) error {
 		version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrationsPG, "migrations_pg/*.sql")
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations_pg/"), ".sql")
-		body, err := migrationsPG.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("store: migrate %s: %w", version, err)
-		}
-		if err := applyPG(ctx, conn, version, string(body)); err != nil {
-			return fmt.Errorf("store: migrate %s: %w", version, err)
-		}
-	}
-	return nil
+	return forEachMigration(migrationsPG, "migrations_pg", func(version, body string) error {
+		return applyPG(ctx, conn, version, body)
+	})
 }
 
 func applyPG(ctx context.Context, conn *sql.Conn, version, body string) error {
