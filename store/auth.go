@@ -202,20 +202,6 @@ func (t *Tx) LatestPasswordReset(ctx context.Context, userID string) (*PasswordR
 	return r, mapErr("latest password reset", err)
 }
 
-// ReserveResetCodeAttempt takes one of the request's max code attempts
-// before the code is compared, in one statement, so parallel guesses never
-// get more than max tries. It reports false when none is left (or the
-// request is used).
-func (t *Tx) ReserveResetCodeAttempt(ctx context.Context, id string, max int) (bool, error) {
-	res, err := t.q.ExecContext(ctx, `UPDATE password_resets SET code_failures = code_failures + 1
-		WHERE id = ? AND code_failures < ? AND used_at IS NULL`, id, max)
-	if err != nil {
-		return false, mapErr("reserve reset code attempt", err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
-}
-
 // UsePasswordReset marks the request used; it reports false when it was
 // used already, so a code or link works once even under parallel use.
 func (t *Tx) UsePasswordReset(ctx context.Context, id string, at time.Time) (bool, error) {

@@ -92,31 +92,14 @@ func TestPostgresOutboxClaimSharedByInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	claimed := map[int64]int{}
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func(s *Store) {
-			defer wg.Done()
-			for {
-				got, err := s.ClaimOutbox(ctx, now, now.Add(time.Hour), 7)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if len(got) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, m := range got {
-					claimed[m.ID]++
-				}
-				mu.Unlock()
-			}
-		}(stores[w%2])
-	}
-	wg.Wait()
+	claimed := claimConcurrently(t, stores, 8, func(s *Store) ([]int64, error) {
+		got, err := s.ClaimOutbox(ctx, now, now.Add(time.Hour), 7)
+		ids := make([]int64, len(got))
+		for i, m := range got {
+			ids[i] = m.ID
+		}
+		return ids, err
+	})
 	if len(claimed) != n {
 		t.Fatalf("%d of %d messages claimed", len(claimed), n)
 	}
@@ -196,31 +179,14 @@ func TestPostgresDeliveryClaimSharedByInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	claimed := map[int64]int{}
-	var wg sync.WaitGroup
-	for w := range 6 {
-		wg.Add(1)
-		go func(s *Store) {
-			defer wg.Done()
-			for {
-				got, err := s.ClaimDueDeliveries(ctx, now, time.Hour, 10, nil)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if len(got) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, c := range got {
-					claimed[c.ID]++
-				}
-				mu.Unlock()
-			}
-		}(stores[w%2])
-	}
-	wg.Wait()
+	claimed := claimConcurrently(t, stores, 6, func(s *Store) ([]int64, error) {
+		got, err := s.ClaimDueDeliveries(ctx, now, time.Hour, 10, nil)
+		ids := make([]int64, len(got))
+		for i, c := range got {
+			ids[i] = c.ID
+		}
+		return ids, err
+	})
 	if len(claimed) != hooks*perHook {
 		t.Fatalf("%d of %d deliveries claimed", len(claimed), hooks*perHook)
 	}
@@ -229,4 +195,37 @@ func TestPostgresDeliveryClaimSharedByInstances(t *testing.T) {
 			t.Fatalf("delivery %d claimed %d times", id, c)
 		}
 	}
+}
+
+// claimConcurrently runs workers goroutines, spread over stores in turn,
+// each calling claim until it takes nothing (or fails, which fails t), and
+// counts how often each ID was claimed.
+func claimConcurrently(t *testing.T, stores []*Store, workers int, claim func(*Store) ([]int64, error)) map[int64]int {
+	t.Helper()
+	var mu sync.Mutex
+	claimed := map[int64]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func(s *Store) {
+			defer wg.Done()
+			for {
+				got, err := claim(s)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range got {
+					claimed[id]++
+				}
+				mu.Unlock()
+			}
+		}(stores[w%len(stores)])
+	}
+	wg.Wait()
+	return claimed
 }

@@ -6,9 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -86,9 +84,6 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// Postgres reports whether the store runs on PostgreSQL.
-func (s *Store) Postgres() bool { return s.pg }
-
 // migratePG applies migrations_pg in name order, each in its own
 // transaction, holding a session-level advisory lock on one connection
 // for the whole run.
@@ -106,22 +101,9 @@ func (s *Store) migratePG(ctx context.Context) error {
 		version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrationsPG, "migrations_pg/*.sql")
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations_pg/"), ".sql")
-		body, err := migrationsPG.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("store: migrate %s: %w", version, err)
-		}
-		if err := applyPG(ctx, conn, version, string(body)); err != nil {
-			return fmt.Errorf("store: migrate %s: %w", version, err)
-		}
-	}
-	return nil
+	return forEachMigration(migrationsPG, "migrations_pg", func(version, body string) error {
+		return applyPG(ctx, conn, version, body)
+	})
 }
 
 func applyPG(ctx context.Context, conn *sql.Conn, version, body string) error {
@@ -247,35 +229,23 @@ const pgClaimOutbox = `UPDATE mail_outbox SET status = 'sending', lease_until = 
 		FOR UPDATE SKIP LOCKED)
 	RETURNING ` + outboxCols
 
-// claimDueDeliveriesPG is ClaimDueDeliveries on PostgreSQL, with the same
-// arguments (lease end, now, the skipped webhooks, limit). Each webhook's
+// pgClaimDueDeliveries is ClaimDueDeliveries's statement on PostgreSQL,
+// with the same arguments (lease end, now, the skipped webhooks, limit);
+// only the statement differs, the scan is shared. Each webhook's
 // oldest due delivery is locked FOR UPDATE SKIP LOCKED, so two instances
 // claiming at once never take the same delivery: one another instance is
 // claiming is skipped, and one it has claimed (its next_attempt_at pushed
 // past now) is re-checked and dropped. Across instances a webhook may then
 // have two deliveries in flight at once (one per instance); within one
 // instance the skip list still keeps it to one.
-func (t *Tx) claimDueDeliveriesPG(ctx context.Context, notIn string, args []any) ([]ClaimedDelivery, error) {
-	rows, err := t.q.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
+func pgClaimDueDeliveries(notIn string) string {
+	return `UPDATE webhook_deliveries SET next_attempt_at = ?
 		WHERE id IN (SELECT d.id FROM webhooks w
 			CROSS JOIN LATERAL (SELECT dd.id FROM webhook_deliveries dd
 				WHERE dd.webhook_id = w.id AND dd.status = 'pending' AND dd.next_attempt_at <= ?
 				ORDER BY dd.next_attempt_at, dd.id LIMIT 1
 				FOR UPDATE SKIP LOCKED) d
-			WHERE 1 = 1`+notIn+`
+			WHERE 1 = 1` + notIn + `
 			ORDER BY d.id LIMIT ?)
-		RETURNING id, webhook_id`, args...)
-	if err != nil {
-		return nil, mapErr("claim deliveries", err)
-	}
-	defer rows.Close()
-	var out []ClaimedDelivery
-	for rows.Next() {
-		var c ClaimedDelivery
-		if err := rows.Scan(&c.ID, &c.WebhookID); err != nil {
-			return nil, mapErr("claim deliveries", err)
-		}
-		out = append(out, c)
-	}
-	return out, mapErr("claim deliveries", rows.Err())
+		RETURNING id, webhook_id`
 }

@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-// IdentityByID finds one login ID by its ID.
-func (t *Tx) IdentityByID(ctx context.Context, id string) (*Identity, error) {
-	i, err := scanIdentity(t.q.QueryRowContext(ctx, `SELECT `+identityCols+` FROM identities WHERE id = ?`, id))
-	if err != nil {
-		return nil, mapErr("identity by id", err)
-	}
-	return &i, nil
-}
-
 // UpdateIdentity changes a login ID's value; a value another login ID has
 // gives ErrConflict, an unknown ID ErrNotFound.
 func (t *Tx) UpdateIdentity(ctx context.Context, id, value, valueNorm string) error {

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// ReserveResetCodeAttemptCapped is ReserveResetCodeAttempt with a second
-// cap across requests: it takes an attempt only while the request has had
+// ReserveResetCodeAttemptCapped takes one of a reset request's code
+// attempts before the code is compared, with a second cap across
+// requests: it takes an attempt only while the request has had
 // fewer than max tries AND all the user's requests made since `since`
 // have had fewer than dailyMax between them. One statement, so parallel
 // guesses cannot pass either cap, and asking for a new code every minute

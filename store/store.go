@@ -315,18 +315,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("store: migrate %s: %w", version, err)
-		}
-		err = s.InTx(ctx, func(tx *Tx) error {
+	return forEachMigration(migrations, "migrations", func(version, body string) error {
+		return s.InTx(ctx, func(tx *Tx) error {
 			var n int
 			if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
 				return err
@@ -334,13 +324,31 @@ func (s *Store) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.q.ExecContext(ctx, string(body)); err != nil {
+			if _, err := tx.q.ExecContext(ctx, body); err != nil {
 				return err
 			}
 			_, err := tx.q.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, time.Now().UnixMilli())
 			return err
 		})
+	})
+}
+
+// forEachMigration calls apply on each dir/*.sql file of fsys in name
+// order, with its version (the file name without .sql) and its body. Both
+// dialects' migrate use it, so they read and order migrations alike.
+func forEachMigration(fsys embed.FS, dir string, apply func(version, body string) error) error {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, dir+"/"), ".sql")
+		body, err := fsys.ReadFile(name)
 		if err != nil {
+			return fmt.Errorf("store: migrate %s: %w", version, err)
+		}
+		if err := apply(version, string(body)); err != nil {
 			return fmt.Errorf("store: migrate %s: %w", version, err)
 		}
 	}

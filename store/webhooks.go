@@ -179,17 +179,18 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.D
 	args = append(args, limit)
 	// One index probe per webhook (there are few), never a scan of the
 	// queue, however long it is.
-	if t.pg() {
-		return t.claimDueDeliveriesPG(ctx, notIn, args)
-	}
-	rows, err := t.q.QueryContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
+	query := `UPDATE webhook_deliveries SET next_attempt_at = ?
 		WHERE id IN (SELECT did FROM (
 			SELECT (SELECT d.id FROM webhook_deliveries d
 				WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= ?
 				ORDER BY d.next_attempt_at, d.id LIMIT 1) AS did
-			FROM webhooks w WHERE 1 = 1`+notIn+`) AS due
+			FROM webhooks w WHERE 1 = 1` + notIn + `) AS due
 			WHERE did IS NOT NULL ORDER BY did LIMIT ?)
-		RETURNING id, webhook_id`, args...)
+		RETURNING id, webhook_id`
+	if t.pg() {
+		query = pgClaimDueDeliveries(notIn)
+	}
+	rows, err := t.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, mapErr("claim deliveries", err)
 	}
