@@ -22,14 +22,6 @@ func keysCmd(op string) commandFunc {
 	}
 }
 
-// runKeys runs `keys rotate|list` with args after "keys".
-func runKeys(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		return usageErrorf("usage: latchkey keys rotate [-alg RS256|ES256] [-db FILE] | latchkey keys list [-db FILE]")
-	}
-	return runKeysOp(ctx, args[0], args[1:], getenv, out, io.Discard)
-}
-
 func runKeysOp(ctx context.Context, op string, args []string, getenv func(string) string, out, stderr io.Writer) error {
 	db := strings.TrimSpace(getenv("LATCHKEY_DB"))
 	if db == "" {
