@@ -190,48 +190,46 @@ func explain(err error) error {
 	return errors.New(strings.Join(parts, "; ") + " Nothing was changed.")
 }
 
-func adminCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := newCLIFlags("admin create", stderr, true, true, false)
-	if err := f.parse(args, true, false); err != nil {
-		return err
+// passwordCmd is a command that takes --email and a new password (from
+// --password-stdin or the terminal), then runs set on the open database.
+func passwordCmd(name string, set func(ctx context.Context, acct *account.Service, email, pw string, stdout io.Writer) error) commandFunc {
+	return func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+		f := newCLIFlags(name, stderr, true, true, false)
+		if err := f.parse(args, true, false); err != nil {
+			return err
+		}
+		pw, err := readNewPassword(stdin, f.passwordStdin, stderr)
+		if err != nil {
+			return err
+		}
+		acct, closeDB, err := openForCLI(ctx, f.db, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		if err := set(ctx, acct, f.email, pw, stdout); err != nil {
+			return fmt.Errorf("%s: %w", name, explain(err))
+		}
+		return nil
 	}
-	pw, err := readNewPassword(stdin, f.passwordStdin, stderr)
+}
+
+var adminCreateCmd = passwordCmd("admin create", func(ctx context.Context, acct *account.Service, email, pw string, stdout io.Writer) error {
+	a, err := acct.CreateAdmin(ctx, cliActor, email, pw)
 	if err != nil {
 		return err
-	}
-	acct, closeDB, err := openForCLI(ctx, f.db, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	a, err := acct.CreateAdmin(ctx, cliActor, f.email, pw)
-	if err != nil {
-		return fmt.Errorf("admin create: %w", explain(err))
 	}
 	fmt.Fprintf(stdout, "Admin %s created. They can sign in at /portal/login now.\n", a.Email)
 	return nil
-}
+})
 
-func adminResetPasswordCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := newCLIFlags("admin reset-password", stderr, true, true, false)
-	if err := f.parse(args, true, false); err != nil {
+var adminResetPasswordCmd = passwordCmd("admin reset-password", func(ctx context.Context, acct *account.Service, email, pw string, stdout io.Writer) error {
+	if err := acct.ResetAdminPassword(ctx, cliActor, email, pw); err != nil {
 		return err
 	}
-	pw, err := readNewPassword(stdin, f.passwordStdin, stderr)
-	if err != nil {
-		return err
-	}
-	acct, closeDB, err := openForCLI(ctx, f.db, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	if err := acct.ResetAdminPassword(ctx, cliActor, f.email, pw); err != nil {
-		return fmt.Errorf("admin reset-password: %w", explain(err))
-	}
-	fmt.Fprintf(stdout, "Password of %s reset; their portal sessions have been signed out.\n", strings.ToLower(strings.TrimSpace(f.email)))
+	fmt.Fprintf(stdout, "Password of %s reset; their portal sessions have been signed out.\n", strings.ToLower(strings.TrimSpace(email)))
 	return nil
-}
+})
 
 func adminListCmd(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	f := newCLIFlags("admin list", stderr, false, false, false)
