@@ -101,13 +101,8 @@ func openForCLI(ctx context.Context, dbFlag string, getenv func(string) string, 
 		return nil, nil, fmt.Errorf("no database at %s (set LATCHKEY_DB or --db to the server's file)", cfg.DB)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.Open(ctx, cfg.DB)
+	st, secret, err := openStoreForCLI(ctx, cfg.DB, cfg.SecretKey)
 	if err != nil {
-		return nil, nil, err
-	}
-	secret, err := serverSecret(ctx, st, cfg.SecretKey)
-	if err != nil {
-		st.Close()
 		return nil, nil, err
 	}
 	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
@@ -125,6 +120,22 @@ func openForCLI(ctx context.Context, dbFlag string, getenv func(string) string, 
 		return nil, nil, err
 	}
 	return acct, func() { st.Close() }, nil
+}
+
+// openStoreForCLI opens the database (applying migrations) and reads the
+// server secret from it, or takes secretEnv: what every command that
+// touches the server's data starts with.
+func openStoreForCLI(ctx context.Context, db, secretEnv string) (*store.Store, []byte, error) {
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := serverSecret(ctx, st, secretEnv)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, secret, nil
 }
 
 // readNewPassword reads a new password: from stdin with --password-stdin

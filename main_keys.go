@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"latchkey/oidc"
-	"latchkey/store"
 )
 
 // keysCmd is `latchkey keys rotate [-alg RS256|ES256]` and `latchkey keys
@@ -47,15 +46,11 @@ func runKeysOp(ctx context.Context, op string, args []string, getenv func(string
 	if secretEnv != "" && len(secretEnv) < 32 {
 		return fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
 	}
-	st, err := store.Open(ctx, db)
+	st, secret, err := openStoreForCLI(ctx, db, secretEnv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	secret, err := serverSecret(ctx, st, secretEnv)
-	if err != nil {
-		return err
-	}
 	alg = strings.ToUpper(alg)
 	kr, err := oidc.NewKeyring(ctx, st, secret, alg, oidc.KeyKeep)
 	if err != nil {
