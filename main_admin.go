@@ -33,10 +33,6 @@ import (
 // which may be running: SQLite's WAL and busy timeout let both write.
 // Changes are recorded in the audit log like the portal's.
 
-// adminUsageError is a command-line mistake (exit status 2): the
-// dispatcher's usageError (cli.go).
-type adminUsageError = usageError
-
 // cliFlags is the flag set every admin command shares: --db, and --email
 // and --password-stdin where the command takes them.
 type cliFlags struct {
@@ -63,22 +59,22 @@ func newCLIFlags(name string, stderr io.Writer, email, password, keyName bool) *
 	return f
 }
 
-// parse parses args; -h gives flag.ErrHelp, a mistake an adminUsageError.
+// parse parses args; -h gives flag.ErrHelp, a mistake a usageError.
 func (f *cliFlags) parse(args []string, needEmail, needName bool) error {
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return adminUsageError{err}
+		return usageError{err}
 	}
 	if f.fs.NArg() > 0 {
-		return adminUsageError{fmt.Errorf("unexpected argument %q", f.fs.Arg(0))}
+		return usageError{fmt.Errorf("unexpected argument %q", f.fs.Arg(0))}
 	}
 	if needEmail && strings.TrimSpace(f.email) == "" {
-		return adminUsageError{errors.New("--email is required")}
+		return usageError{errors.New("--email is required")}
 	}
 	if needName && strings.TrimSpace(f.name) == "" {
-		return adminUsageError{errors.New("--name is required")}
+		return usageError{errors.New("--name is required")}
 	}
 	return nil
 }
@@ -149,13 +145,13 @@ func readNewPassword(stdin io.Reader, fromStdin bool, stderr io.Writer) (string,
 		}
 		pw := strings.TrimRight(line, "\r\n")
 		if pw == "" {
-			return "", adminUsageError{errors.New("--password-stdin: standard input held no password")}
+			return "", usageError{errors.New("--password-stdin: standard input held no password")}
 		}
 		return pw, nil
 	}
 	f, ok := stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", adminUsageError{errors.New("no terminal to ask for the password on: pipe it in with --password-stdin")}
+		return "", usageError{errors.New("no terminal to ask for the password on: pipe it in with --password-stdin")}
 	}
 	fmt.Fprint(stderr, "New password: ")
 	first, err := term.ReadPassword(int(f.Fd()))
