@@ -56,9 +56,19 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 	for k, v := range env {
 		vars[k] = v
 	}
+	return launchApp(t, vars, "run", func(ctx context.Context, getenv func(string) string) error {
+		return run(ctx, nil, getenv)
+	})
+}
+
+// launchApp runs start (run or serve) with vars as the environment until
+// the test ends (or app.stop, which may be called more than once), and
+// returns once /healthz answers 200. name is start's name, for errors.
+func launchApp(t testing.TB, vars map[string]string, name string, start func(ctx context.Context, getenv func(string) string) error) *e2eApp {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }) }()
+	go func() { done <- start(ctx, func(k string) string { return vars[k] }) }()
 	app := &e2eApp{URL: "http://" + vars["LATCHKEY_ADDR"], DB: vars["LATCHKEY_DB"]}
 	stopped := false
 	app.stop = func() {
@@ -70,10 +80,10 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("run returned: %v", err)
+				t.Errorf("%s returned: %v", name, err)
 			}
 		case <-time.After(20 * time.Second):
-			t.Errorf("run did not stop within 20s")
+			t.Errorf("%s did not stop within 20s", name)
 		}
 	}
 	t.Cleanup(app.stop)

@@ -33,10 +33,6 @@ import (
 // which may be running: SQLite's WAL and busy timeout let both write.
 // Changes are recorded in the audit log like the portal's.
 
-// adminUsageError is a command-line mistake (exit status 2): the
-// dispatcher's usageError (cli.go).
-type adminUsageError = usageError
-
 // cliFlags is the flag set every admin command shares: --db, and --email
 // and --password-stdin where the command takes them.
 type cliFlags struct {
@@ -63,22 +59,22 @@ func newCLIFlags(name string, stderr io.Writer, email, password, keyName bool) *
 	return f
 }
 
-// parse parses args; -h gives flag.ErrHelp, a mistake an adminUsageError.
+// parse parses args; -h gives flag.ErrHelp, a mistake a usageError.
 func (f *cliFlags) parse(args []string, needEmail, needName bool) error {
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return adminUsageError{err}
+		return usageError{err}
 	}
 	if f.fs.NArg() > 0 {
-		return adminUsageError{fmt.Errorf("unexpected argument %q", f.fs.Arg(0))}
+		return usageError{fmt.Errorf("unexpected argument %q", f.fs.Arg(0))}
 	}
 	if needEmail && strings.TrimSpace(f.email) == "" {
-		return adminUsageError{errors.New("--email is required")}
+		return usageError{errors.New("--email is required")}
 	}
 	if needName && strings.TrimSpace(f.name) == "" {
-		return adminUsageError{errors.New("--name is required")}
+		return usageError{errors.New("--name is required")}
 	}
 	return nil
 }
@@ -101,13 +97,8 @@ func openForCLI(ctx context.Context, dbFlag string, getenv func(string) string, 
 		return nil, nil, fmt.Errorf("no database at %s (set LATCHKEY_DB or --db to the server's file)", cfg.DB)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.Open(ctx, cfg.DB)
+	st, secret, err := openStoreForCLI(ctx, cfg.DB, cfg.SecretKey)
 	if err != nil {
-		return nil, nil, err
-	}
-	secret, err := serverSecret(ctx, st, cfg.SecretKey)
-	if err != nil {
-		st.Close()
 		return nil, nil, err
 	}
 	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID}, log)
@@ -127,6 +118,22 @@ func openForCLI(ctx context.Context, dbFlag string, getenv func(string) string, 
 	return acct, func() { st.Close() }, nil
 }
 
+// openStoreForCLI opens the database (applying migrations) and reads the
+// server secret from it, or takes secretEnv: what every command that
+// touches the server's data starts with.
+func openStoreForCLI(ctx context.Context, db, secretEnv string) (*store.Store, []byte, error) {
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := serverSecret(ctx, st, secretEnv)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, secret, nil
+}
+
 // readNewPassword reads a new password: from stdin with --password-stdin
 // (one line; the trailing newline dropped), else typed twice at a terminal
 // without echo.
@@ -138,13 +145,13 @@ func readNewPassword(stdin io.Reader, fromStdin bool, stderr io.Writer) (string,
 		}
 		pw := strings.TrimRight(line, "\r\n")
 		if pw == "" {
-			return "", adminUsageError{errors.New("--password-stdin: standard input held no password")}
+			return "", usageError{errors.New("--password-stdin: standard input held no password")}
 		}
 		return pw, nil
 	}
 	f, ok := stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", adminUsageError{errors.New("no terminal to ask for the password on: pipe it in with --password-stdin")}
+		return "", usageError{errors.New("no terminal to ask for the password on: pipe it in with --password-stdin")}
 	}
 	fmt.Fprint(stderr, "New password: ")
 	first, err := term.ReadPassword(int(f.Fd()))
@@ -190,48 +197,46 @@ func explain(err error) error {
 	return errors.New(strings.Join(parts, "; ") + " Nothing was changed.")
 }
 
-func adminCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := newCLIFlags("admin create", stderr, true, true, false)
-	if err := f.parse(args, true, false); err != nil {
-		return err
+// passwordCmd is a command that takes --email and a new password (from
+// --password-stdin or the terminal), then runs set on the open database.
+func passwordCmd(name string, set func(ctx context.Context, acct *account.Service, email, pw string, stdout io.Writer) error) commandFunc {
+	return func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+		f := newCLIFlags(name, stderr, true, true, false)
+		if err := f.parse(args, true, false); err != nil {
+			return err
+		}
+		pw, err := readNewPassword(stdin, f.passwordStdin, stderr)
+		if err != nil {
+			return err
+		}
+		acct, closeDB, err := openForCLI(ctx, f.db, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		if err := set(ctx, acct, f.email, pw, stdout); err != nil {
+			return fmt.Errorf("%s: %w", name, explain(err))
+		}
+		return nil
 	}
-	pw, err := readNewPassword(stdin, f.passwordStdin, stderr)
+}
+
+var adminCreateCmd = passwordCmd("admin create", func(ctx context.Context, acct *account.Service, email, pw string, stdout io.Writer) error {
+	a, err := acct.CreateAdmin(ctx, cliActor, email, pw)
 	if err != nil {
 		return err
-	}
-	acct, closeDB, err := openForCLI(ctx, f.db, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	a, err := acct.CreateAdmin(ctx, cliActor, f.email, pw)
-	if err != nil {
-		return fmt.Errorf("admin create: %w", explain(err))
 	}
 	fmt.Fprintf(stdout, "Admin %s created. They can sign in at /portal/login now.\n", a.Email)
 	return nil
-}
+})
 
-func adminResetPasswordCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := newCLIFlags("admin reset-password", stderr, true, true, false)
-	if err := f.parse(args, true, false); err != nil {
+var adminResetPasswordCmd = passwordCmd("admin reset-password", func(ctx context.Context, acct *account.Service, email, pw string, stdout io.Writer) error {
+	if err := acct.ResetAdminPassword(ctx, cliActor, email, pw); err != nil {
 		return err
 	}
-	pw, err := readNewPassword(stdin, f.passwordStdin, stderr)
-	if err != nil {
-		return err
-	}
-	acct, closeDB, err := openForCLI(ctx, f.db, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	if err := acct.ResetAdminPassword(ctx, cliActor, f.email, pw); err != nil {
-		return fmt.Errorf("admin reset-password: %w", explain(err))
-	}
-	fmt.Fprintf(stdout, "Password of %s reset; their portal sessions have been signed out.\n", strings.ToLower(strings.TrimSpace(f.email)))
+	fmt.Fprintf(stdout, "Password of %s reset; their portal sessions have been signed out.\n", strings.ToLower(strings.TrimSpace(email)))
 	return nil
-}
+})
 
 func adminListCmd(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	f := newCLIFlags("admin list", stderr, false, false, false)

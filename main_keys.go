@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"latchkey/oidc"
-	"latchkey/store"
 )
 
 // keysCmd is `latchkey keys rotate [-alg RS256|ES256]` and `latchkey keys
@@ -20,14 +19,6 @@ func keysCmd(op string) commandFunc {
 	return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 		return runKeysOp(ctx, op, args, getenv, stdout, stderr)
 	}
-}
-
-// runKeys runs `keys rotate|list` with args after "keys".
-func runKeys(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		return usageErrorf("usage: latchkey keys rotate [-alg RS256|ES256] [-db FILE] | latchkey keys list [-db FILE]")
-	}
-	return runKeysOp(ctx, args[0], args[1:], getenv, out, io.Discard)
 }
 
 func runKeysOp(ctx context.Context, op string, args []string, getenv func(string) string, out, stderr io.Writer) error {
@@ -55,15 +46,11 @@ func runKeysOp(ctx context.Context, op string, args []string, getenv func(string
 	if secretEnv != "" && len(secretEnv) < 32 {
 		return fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
 	}
-	st, err := store.Open(ctx, db)
+	st, secret, err := openStoreForCLI(ctx, db, secretEnv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	secret, err := serverSecret(ctx, st, secretEnv)
-	if err != nil {
-		return err
-	}
 	alg = strings.ToUpper(alg)
 	kr, err := oidc.NewKeyring(ctx, st, secret, alg, oidc.KeyKeep)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,8 +17,11 @@ func TestKeysCommand(t *testing.T) {
 	env := map[string]string{"LATCHKEY_DB": filepath.Join(t.TempDir(), "k.db"), "LATCHKEY_SECRET_KEY": "0123456789abcdef0123456789abcdef"}
 	getenv := func(k string) string { return env[k] }
 	var out bytes.Buffer
-	if err := runKeys(ctx, []string{"list"}, getenv, &out); err != nil {
-		t.Fatal(err)
+	keys := func(args ...string) int {
+		return cli(ctx, append([]string{"keys"}, args...), getenv, nil, &out, io.Discard)
+	}
+	if code := keys("list"); code != 0 {
+		t.Fatalf("keys list: exit %d", code)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 1 || !strings.Contains(lines[0], "RS256\tactive") {
@@ -29,20 +33,20 @@ func TestKeysCommand(t *testing.T) {
 		t.Fatalf("keys rotate: exit %d: %s", code, out.String())
 	}
 	out.Reset()
-	if err := runKeys(ctx, []string{"list"}, getenv, &out); err != nil {
-		t.Fatal(err)
+	if code := keys("list"); code != 0 {
+		t.Fatalf("keys list: exit %d", code)
 	}
 	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "ES256\tactive") || !strings.HasPrefix(lines[1], first+"\tRS256\tretired") {
 		t.Fatalf("after rotate: %q", out.String())
 	}
 	for _, args := range [][]string{{}, {"spin"}, {"rotate", "-alg", "HS256"}, {"rotate", "-nope"}} {
-		if err := runKeys(ctx, args, getenv, &out); err == nil {
+		if code := keys(args...); code == 0 {
 			t.Errorf("keys %v: no error", args)
 		}
 	}
 	out.Reset()
-	_ = runKeys(ctx, []string{"list"}, getenv, &out)
+	_ = keys("list")
 	if n := strings.Count(strings.TrimSpace(out.String()), "\n") + 1; n != 2 {
 		t.Fatalf("bad usage changed the keys: %q", out.String())
 	}

@@ -67,41 +67,9 @@ func startLoggedApp(t *testing.T, env map[string]string, logw io.Writer) *e2eApp
 	for k, v := range env {
 		vars[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, nil, func(k string) string { return vars[k] }, logw) }()
-	app := &e2eApp{URL: "http://" + addr, DB: vars["LATCHKEY_DB"]}
-	app.stop = func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("serve did not stop within 20s")
-		}
-	}
-	t.Cleanup(app.stop)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(app.URL + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return app
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("app exited early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app not healthy at %s: %v", app.URL, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return launchApp(t, vars, "serve", func(ctx context.Context, getenv func(string) string) error {
+		return serve(ctx, nil, getenv, logw)
+	})
 }
 
 // endUserSignIn posts the Auth UI sign-in form from a fresh browser, as

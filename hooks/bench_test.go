@@ -44,41 +44,54 @@ func BenchmarkDeliver1000(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				err = st.InTx(ctx, func(tx *store.Tx) error {
-					for i := range 1000 {
-						if err := svc.Record(ctx, tx, admin, account.Event{Type: UserCreated, UserID: fmt.Sprint(i),
-							Payload: map[string]any{"user": map[string]any{"id": fmt.Sprint(i)}}}); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
+				queue1000(b, st, svc)
 				got.Store(0)
 				want := int64(1000 * hooks)
 				b.StartTimer()
-				rctx, cancel := context.WithCancel(ctx)
-				done := make(chan struct{})
-				go func() { svc.Run(rctx); close(done) }()
-				for {
+				runUntil(b, svc, func() bool {
 					var pending int
 					if err := st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries WHERE status != 'succeeded'`).Scan(&pending); err != nil {
 						b.Fatal(err)
 					}
-					if pending == 0 && got.Load() >= want {
-						break
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-				b.StopTimer()
-				cancel()
-				<-done
+					return pending == 0 && got.Load() >= want
+				})
 				st.Close()
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(1000*hooks), "deliveries/op")
 		})
 	}
+}
+
+// queue1000 records 1,000 user.created events in one transaction.
+func queue1000(b *testing.B, st *store.Store, svc *Service) {
+	b.Helper()
+	ctx := context.Background()
+	err := st.InTx(ctx, func(tx *store.Tx) error {
+		for i := range 1000 {
+			if err := svc.Record(ctx, tx, admin, account.Event{Type: UserCreated, UserID: fmt.Sprint(i),
+				Payload: map[string]any{"user": map[string]any{"id": fmt.Sprint(i)}}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// runUntil runs svc's workers until done, polled every 5ms, says the queue
+// has drained; it stops the timer before stopping the workers.
+func runUntil(b *testing.B, svc *Service, done func() bool) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { svc.Run(ctx); close(stopped) }()
+	for !done() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	<-stopped
 }

@@ -32,39 +32,22 @@ func BenchmarkScriptDeliver1000(b *testing.B) {
 			AllEvents: true, Enabled: true}); err != nil {
 			b.Fatal(err)
 		}
-		err = st.InTx(ctx, func(tx *store.Tx) error {
-			for i := range 1000 {
-				if err := svc.Record(ctx, tx, admin, account.Event{Type: UserCreated, UserID: fmt.Sprint(i),
-					Payload: map[string]any{"user": map[string]any{"id": fmt.Sprint(i)}}}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		queue1000(b, st, svc)
 		b.StartTimer()
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { svc.Run(rctx); close(done) }()
-		for {
+		runUntil(b, svc, func() bool {
 			var pending, failed int
 			if err := st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&pending); err != nil {
 				b.Fatal(err)
 			}
-			if pending == 0 {
-				_ = st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries WHERE status != 'succeeded'`).Scan(&failed)
-				if failed != 0 {
-					b.Fatalf("%d deliveries failed", failed)
-				}
-				break
+			if pending != 0 {
+				return false
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		b.StopTimer()
-		cancel()
-		<-done
+			_ = st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries WHERE status != 'succeeded'`).Scan(&failed)
+			if failed != 0 {
+				b.Fatalf("%d deliveries failed", failed)
+			}
+			return true
+		})
 		svc.Close()
 		st.Close()
 		b.StartTimer()

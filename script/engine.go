@@ -169,15 +169,11 @@ type SMSPayload struct {
 // SMSTimeout bounds one custom SMS script run.
 const SMSTimeout = 30 * time.Second
 
-// RunSMS runs a custom SMS script: nil when it returned (or resolved)
-// without throwing and, if it answered {code}, the code was "ok". A throw,
-// a timeout or another code is a failed send, for the SMS outbox to retry.
-func (e *Engine) RunSMS(ctx context.Context, c *Compiled, p SMSPayload) error {
-	return e.RunSMSWithin(ctx, c, p, SMSTimeout)
-}
-
-// RunSMSWithin is RunSMS with the time limit of the hook that holds the
-// script (at most SMSTimeout).
+// RunSMSWithin runs a custom SMS script within the time limit of the hook
+// that holds it (at most SMSTimeout; 0 is SMSTimeout): nil when it returned
+// (or resolved) without throwing and, if it answered {code}, the code was
+// "ok". A throw, a timeout or another code is a failed send, for the SMS
+// outbox to retry.
 func (e *Engine) RunSMSWithin(ctx context.Context, c *Compiled, p SMSPayload, timeout time.Duration) error {
 	if timeout <= 0 || timeout > SMSTimeout {
 		timeout = SMSTimeout

@@ -344,16 +344,16 @@ func TestRunSMS(t *testing.T) {
 export default async function (p: CustomSMSGatewayPayload) {
   await fetch("`+srv.URL+`", { method: "POST", body: JSON.stringify({ to: p.to, text: p.body }) });
 }`)
-	if err := e.RunSMS(context.Background(), ok, SMSPayload{To: "+14155550100", Body: "Your code is 123456"}); err != nil {
+	if err := e.RunSMSWithin(context.Background(), ok, SMSPayload{To: "+14155550100", Body: "Your code is 123456"}, SMSTimeout); err != nil {
 		t.Fatal(err)
 	}
 	if g, _ := got.Load().(string); g != `{"to":"+14155550100","text":"Your code is 123456"}` {
 		t.Fatalf("gateway got %q", g)
 	}
-	if err := e.RunSMS(context.Background(), mustCompile(t, `export default () => { throw new Error("gateway down"); }`), SMSPayload{To: "x"}); err == nil || !strings.Contains(err.Error(), "gateway down") {
+	if err := e.RunSMSWithin(context.Background(), mustCompile(t, `export default () => { throw new Error("gateway down"); }`), SMSPayload{To: "x"}, SMSTimeout); err == nil || !strings.Contains(err.Error(), "gateway down") {
 		t.Fatalf("throw: err = %v", err)
 	}
-	if err := e.RunSMS(context.Background(), mustCompile(t, `export default () => ({ code: "rate_limited" })`), SMSPayload{To: "x"}); err == nil || !strings.Contains(err.Error(), "rate_limited") {
+	if err := e.RunSMSWithin(context.Background(), mustCompile(t, `export default () => ({ code: "rate_limited" })`), SMSPayload{To: "x"}, SMSTimeout); err == nil || !strings.Contains(err.Error(), "rate_limited") {
 		t.Fatalf("code: err = %v", err)
 	}
 }
