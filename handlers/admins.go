@@ -225,8 +225,7 @@ func (s *Server) adminSessionsRevoke(c echo.Context) error {
 	s.log.Info("admin signed out all sessions", "admin_id", currentAdmin(c).ID, "sessions", n)
 	sess := portalSession(c)
 	sess.Values = map[any]any{csrfKey: account.NewToken()}
-	sess.AddFlash(fmt.Sprintf("success\x00All your sessions (%d) have been signed out.", n), flashKey)
-	if err := sess.Save(c.Request(), c.Response()); err != nil {
+	if err := addFlash(c, sess, "success", fmt.Sprintf("All your sessions (%d) have been signed out.", n)); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/portal/login")
