@@ -1,20 +1,7 @@
 package hooks
 
-import (
-	"sync/atomic"
-	"time"
-)
-
-// heartbeat is the time the worker last went round its loop, for /readyz.
-type heartbeat struct{ last atomic.Int64 }
-
-func (h *heartbeat) beat() { h.last.Store(time.Now().UnixNano()) }
+import "time"
 
 // Heartbeat reports when the webhook worker last went round its loop (it
 // does at least once a minute while it runs); zero before the first round.
-func (s *Service) Heartbeat() time.Time {
-	if n := s.hb.last.Load(); n != 0 {
-		return time.Unix(0, n)
-	}
-	return time.Time{}
-}
+func (s *Service) Heartbeat() time.Time { return s.hb.Last() }

@@ -92,7 +92,7 @@ type Service struct {
 	// busyHooks are the webhooks with an attempt running now.
 	busyHooks map[string]bool
 
-	hb heartbeat // the worker's last round, for /readyz
+	hb metrics.Heartbeat // the worker's last round, for /readyz
 }
 
 var _ account.Events = (*Service)(nil)

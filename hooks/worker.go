@@ -29,7 +29,7 @@ func (s *Service) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		s.hb.beat()
+		s.hb.Beat()
 		s.deliverDue(ctx)
 		if ctx.Err() != nil {
 			return

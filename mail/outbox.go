@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"latchkey/account"
+	"latchkey/metrics"
 	"latchkey/store"
 	"latchkey/views"
 )
@@ -92,7 +93,7 @@ type Outbox struct {
 	// Now is the clock; tests move it.
 	Now func() time.Time
 
-	hb heartbeat // the worker's last round, for /readyz
+	hb metrics.Heartbeat // the worker's last round, for /readyz
 }
 
 // New makes an outbox over st that delivers through sender.

@@ -87,7 +87,7 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 	timer := time.NewTimer(o.cfg.PollInterval)
 	defer timer.Stop()
 	for {
-		o.hb.beat()
+		o.hb.Beat()
 		if ctx.Err() != nil {
 			break
 		}
