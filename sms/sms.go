@@ -7,7 +7,9 @@
 // A provider reports a refusal that retrying cannot fix (a 4xx answer) as
 // *mail.PermanentError with the provider's text, which the admin sees on
 // the user page; anything else (5xx, timeouts, refused connections) is
-// retried with backoff for 24 hours.
+// retried with backoff for 24 hours. The one 4xx that is retried is
+// Twilio's 429 (its documented rate limiting); the webhook fails any 4xx
+// at once, as the issue says.
 package sms
 
 import (
@@ -115,32 +117,43 @@ func answerText(r io.Reader) string {
 }
 
 // classify turns a provider's answer status into the outbox's error kinds:
-// 2xx is nil; 408 and 429 (ask again later) and 5xx are temporary; any
-// other 4xx (and 3xx) is permanent.
-func classify(status int, what string) error {
+// 2xx is nil; 5xx is temporary; a 4xx (and 3xx) is permanent, except the
+// statuses in retry (a provider's documented "ask again later").
+func classify(status int, what string, retry ...int) error {
 	switch {
 	case status >= 200 && status < 300:
 		return nil
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+	case status >= 500:
 		return fmt.Errorf("%s", what)
+	}
+	for _, r := range retry {
+		if status == r {
+			return fmt.Errorf("%s", what)
+		}
 	}
 	return &mail.PermanentError{Err: fmt.Errorf("%s", what)}
 }
 
 // send posts req and classifies the answer; describe turns the status and
-// body into the words an admin sees.
-func send(ctx context.Context, c *http.Client, req *http.Request, describe func(status int, body string) string) error {
+// body into the words an admin sees; retry lists the 4xx statuses that are
+// temporary for this provider.
+func send(ctx context.Context, c *http.Client, req *http.Request, describe func(status int, body string) string, retry ...int) error {
 	res, err := c.Do(req.WithContext(ctx))
 	if err != nil {
 		// The URL may carry credentials; the admin sees the network error only.
 		var ue *url.Error
+		timeout := errors.Is(err, context.DeadlineExceeded)
 		if errors.As(err, &ue) {
+			timeout = timeout || ue.Timeout()
 			err = ue.Err
+		}
+		if timeout {
+			return fmt.Errorf("sms: timeout: the SMS provider did not answer in time: %w", err)
 		}
 		return fmt.Errorf("sms: %w", err)
 	}
 	defer res.Body.Close()
 	body := answerText(res.Body)
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // let the connection be reused
-	return classify(res.StatusCode, describe(res.StatusCode, body))
+	return classify(res.StatusCode, describe(res.StatusCode, body), retry...)
 }

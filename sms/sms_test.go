@@ -3,6 +3,7 @@ package sms_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -91,11 +92,20 @@ func TestTwilioSends(t *testing.T) {
 	if err := wrong.Send(ctx, "", mail.Message{To: "+14155550100", Text: "x"}); !mail.IsPermanent(err) {
 		t.Errorf("wrong token: %v, want a permanent error", err)
 	}
-	// A refusal keeps Twilio's words; 5xx and 429 are temporary.
+	// A refusal keeps Twilio's words; 5xx and 429 (Twilio's documented
+	// rate limiting) are temporary; any other 4xx, 408 too, is not.
 	srv.Answer(http.StatusBadRequest, `{"code": 21211, "message": "The 'To' number +14155550100 is not a valid phone number.", "status": 400}`)
 	err := s.Send(ctx, "", mail.Message{To: "+14155550100", Text: "x"})
 	if !mail.IsPermanent(err) || !strings.Contains(err.Error(), "is not a valid phone number") || !strings.Contains(err.Error(), "21211") {
 		t.Errorf("400: %v", err)
+	}
+	srv.Answer(http.StatusRequestTimeout, "slow")
+	if err := s.Send(ctx, "", mail.Message{To: "+14155550100", Text: "x"}); !mail.IsPermanent(err) || !strings.Contains(err.Error(), "408: slow") {
+		t.Errorf("408: %v, want a permanent error with the answer", err)
+	}
+	srv.Answer(http.StatusTooManyRequests, `{"code": 20429, "message": "Too Many Requests", "status": 429}`)
+	if err := s.Send(ctx, "", mail.Message{To: "+14155550100", Text: "x"}); err == nil || mail.IsPermanent(err) || !strings.Contains(err.Error(), "Too Many Requests (error 20429)") {
+		t.Errorf("429: %v, want a temporary error with Twilio's words", err)
 	}
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusInternalServerError} {
 		srv.Answer(status, "busy")
@@ -129,10 +139,19 @@ func TestWebhookSignsBothWays(t *testing.T) {
 	if err := other.Send(ctx, "", mail.Message{To: "+442071838750", Text: "x"}); !mail.IsPermanent(err) || srv.BadSignatures() != 1 {
 		t.Errorf("wrong secret: %v (bad signatures %d)", err, srv.BadSignatures())
 	}
-	// 4xx fails at once with the answer's text; 5xx, refused connections are temporary.
-	srv.Answer(http.StatusUnprocessableEntity, "number is on the block list")
-	if err := s.Send(ctx, "", mail.Message{To: "+442071838750", Text: "x"}); !mail.IsPermanent(err) || !strings.Contains(err.Error(), "422: number is on the block list") {
-		t.Errorf("422: %v", err)
+	// Any 4xx fails at once with the answer's text (408 and 429 too: the
+	// issue says any 4xx); 5xx, refused connections are temporary.
+	for status, text := range map[int]string{http.StatusUnprocessableEntity: "number is on the block list",
+		http.StatusRequestTimeout: "gateway gave up waiting", http.StatusTooManyRequests: "quota for today used up"} {
+		srv.Answer(status, text)
+		before := srv.Requests()
+		err := s.Send(ctx, "", mail.Message{To: "+442071838750", Text: "x"})
+		if !mail.IsPermanent(err) || !strings.Contains(err.Error(), fmt.Sprintf("The SMS webhook answered %d: %s", status, text)) {
+			t.Errorf("%d: %v, want a permanent error with the answer's text", status, err)
+		}
+		if srv.Requests() != before+1 {
+			t.Errorf("%d: %d requests, want 1", status, srv.Requests()-before)
+		}
 	}
 	srv.Answer(http.StatusBadGateway, "")
 	if err := s.Send(ctx, "", mail.Message{To: "+442071838750", Text: "x"}); err == nil || mail.IsPermanent(err) {
@@ -142,5 +161,38 @@ func TestWebhookSignsBothWays(t *testing.T) {
 	err = s.Send(ctx, "", mail.Message{To: "+442071838750", Text: "x"})
 	if err == nil || mail.IsPermanent(err) || strings.Contains(err.Error(), "/sms") {
 		t.Errorf("refused connection: %v, want a temporary error without the URL", err)
+	}
+}
+
+// TestWebhookTimeout: a provider that accepts the connection and never
+// answers is given up on after the configured timeout, as a temporary
+// failure whose words say it timed out (and carry no URL).
+func TestWebhookTimeout(t *testing.T) {
+	srv := smstest.StartWebhook(t)
+	srv.Hang(true)
+	s, err := sms.Open(srv.WebhookURL(), sms.Config{WebhookSecret: smstest.Secret, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), "", mail.Message{To: "+442071838750", Text: "x"})
+	if err == nil || mail.IsPermanent(err) || !strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "/sms") {
+		t.Fatalf("hanging provider: %v, want a temporary timeout error without the URL", err)
+	}
+	// The caller's deadline (the outbox's send timeout) says timeout too.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	long, err := sms.Open(srv.WebhookURL(), sms.Config{WebhookSecret: smstest.Secret, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := long.Send(ctx, "", mail.Message{To: "+442071838750", Text: "x"}); err == nil || mail.IsPermanent(err) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("context deadline: %v", err)
+	}
+	srv.Hang(false)
+	if err := s.Send(context.Background(), "", mail.Message{To: "+442071838750", Text: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.MessageTo("+442071838750", 5*time.Second); m.Body != "after" {
+		t.Fatalf("text %q", m.Body)
 	}
 }

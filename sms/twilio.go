@@ -73,7 +73,9 @@ func (t *Twilio) Send(ctx context.Context, _ string, m mail.Message) error {
 	req.SetBasicAuth(t.sid, t.token)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	return send(ctx, t.client, req, twilioError)
+	// 429 is Twilio's rate limiting ("Too Many Requests", error 20429):
+	// documented as "try again later", so it is retried like a 5xx.
+	return send(ctx, t.client, req, twilioError, http.StatusTooManyRequests)
 }
 
 // twilioError words a Twilio answer: its JSON error's message and code

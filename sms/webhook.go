@@ -79,7 +79,9 @@ func messageType(kind string) string {
 	return kind
 }
 
-// Send implements mail.Sender.
+// Send implements mail.Sender. Any 2xx is sent; any 4xx (408 and 429
+// included) fails the text at once with the answer's text; 5xx, timeouts
+// and refused connections are retried.
 func (w *Webhook) Send(ctx context.Context, _ string, m mail.Message) error {
 	body, err := json.Marshal(WebhookPayload{To: m.To, Body: m.Text, AppID: w.appID, TemplateName: messageType(m.Kind) + "_sms.txt",
 		LanguageTag: "en", MessageType: messageType(m.Kind)})

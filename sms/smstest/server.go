@@ -48,7 +48,11 @@ type Server struct {
 	body   string
 	// badSignatures counts requests whose signatures did not verify.
 	badSignatures int
-	check         func(r *http.Request, body []byte) (Message, error)
+	// hang, when set, holds each request until the client gives up or
+	// the channel is closed (a provider that accepts connections but never
+	// answers).
+	hang  chan struct{}
+	check func(r *http.Request, body []byte) (Message, error)
 }
 
 // Secret is the webhook signing secret the receivers expect.
@@ -125,6 +129,19 @@ func (s *Server) Answer(status int, body string) {
 	s.status, s.body = status, body
 }
 
+// Hang makes every request wait for an answer that never comes (until the
+// client gives up); Hang(false) answers again, releasing held requests.
+func (s *Server) Hang(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on && s.hang == nil {
+		s.hang = make(chan struct{})
+	} else if !on && s.hang != nil {
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
 // Requests counts the requests received, accepted or not.
 func (s *Server) Requests() int { s.mu.Lock(); defer s.mu.Unlock(); return s.requests }
 
@@ -177,10 +194,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	s.mu.Lock()
 	s.requests++
-	status, answer := s.status, s.body
+	status, answer, hang := s.status, s.body, s.hang
 	s.mu.Unlock()
 	if err != nil {
 		http.Error(w, "read error", http.StatusBadRequest)
+		return
+	}
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return
+		}
+		http.Error(w, "released", http.StatusServiceUnavailable)
 		return
 	}
 	if status != 0 {
