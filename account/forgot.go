@@ -70,6 +70,7 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 	}
 	link := NewToken()
 	sent := false
+	var refused *smsRefusal
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		u, err := loadUser(ctx, tx, ident.UserID)
 		if err != nil {
@@ -95,12 +96,15 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		// stranger who asks for a reset must not cancel the link the user
 		// already has. Only the newest request's code is accepted.
 		if channel == store.ChannelSMS {
-			refused, err := s.reserveSMS(ctx, tx, to, actor.IP)
+			r, err := s.reserveSMS(ctx, tx, to, actor.IP)
 			if err != nil {
 				return err
 			}
-			if refused != nil {
-				return refused
+			if r != nil {
+				// Nothing is queued; the refusal is kept (coalesced) so
+				// the admin sees on the user page why no code arrived.
+				refused = r
+				return s.recordSMSRefusal(ctx, tx, u.ID, to, r)
 			}
 		}
 		r := store.PasswordReset{ID: uuid.NewString(), UserID: u.ID, CodeHash: hashCode(u.ID, code), LinkHash: hashToken(link),
@@ -116,6 +120,10 @@ func (s *Service) ForgotPassword(ctx context.Context, actor Actor, loginID, link
 		}
 		return s.mailer.QueueForgotPassword(ctx, tx, m)
 	})
+	if err == nil && refused != nil {
+		s.log.Warn("forgot-password text refused by an SMS limit", "user_id", ident.UserID, "limit", refused.Limit)
+		err = refused.Err
+	}
 	if err != nil {
 		return fmt.Errorf("account: forgot password: %w", err)
 	}

@@ -73,12 +73,31 @@ func smsRefused(msg string) *Error {
 	return &Error{Name: "TooManyRequest", Reason: ReasonSMSLimitExceeded, Message: msg}
 }
 
+// The limits' names in the sms_refusals rows.
+const (
+	SMSLimitPhoneHour  = "phone_hour"
+	SMSLimitPhoneDay   = "phone_day"
+	SMSLimitIPHour     = "ip_hour"
+	SMSLimitCountryDay = "country_day"
+	SMSLimitDailyTotal = "daily_total"
+)
+
+// smsRefusal is an abuse limit refusing a text: Err for the person who
+// asked, Limit and Note (like "3 texts an hour limit for this number
+// reached") for the admin.
+type smsRefusal struct {
+	Err   *Error
+	Limit string
+	Note  string
+}
+
 // reserveSMS checks the abuse limits for one more text to phone and, when
 // they allow it, counts it. It runs in the transaction that queues the
 // text, so two requests cannot both take the last one. ip is the client
 // of an anonymous request ("" for admins and API keys). A refusal comes
-// back as an *Error with ReasonSMSLimitExceeded and a message for people.
-func (s *Service) reserveSMS(ctx context.Context, tx *store.Tx, phone, ip string) (*Error, error) {
+// back with an *Error (ReasonSMSLimitExceeded, a message for people) and
+// the limit that refused.
+func (s *Service) reserveSMS(ctx context.Context, tx *store.Tx, phone, ip string) (*smsRefusal, error) {
 	l := s.cfg.SMS.withDefaults()
 	code := CallingCode(phone)
 	now := s.Now()
@@ -91,19 +110,37 @@ func (s *Service) reserveSMS(ctx context.Context, tx *store.Tx, phone, ip string
 	if !ok {
 		countryLimit = l.PerCountryDay["*"]
 	}
+	texts := func(n int) string {
+		if n == 1 {
+			return "1 text"
+		}
+		return strconv.Itoa(n) + " texts"
+	}
 	switch {
 	case over(c.PhoneHour, l.PerPhoneHour):
-		return smsRefused(fmt.Sprintf("Too many text messages were sent to this phone number in the last hour (at most %d). Try again in an hour.", l.PerPhoneHour)), nil
+		return &smsRefusal{smsRefused(fmt.Sprintf("Too many text messages were sent to this phone number in the last hour (at most %d). Try again in an hour.", l.PerPhoneHour)),
+			SMSLimitPhoneHour, texts(l.PerPhoneHour) + " an hour limit for this number reached"}, nil
 	case over(c.PhoneDay, l.PerPhoneDay):
-		return smsRefused(fmt.Sprintf("Too many text messages were sent to this phone number today (at most %d in 24 hours). Try again tomorrow.", l.PerPhoneDay)), nil
+		return &smsRefusal{smsRefused(fmt.Sprintf("Too many text messages were sent to this phone number today (at most %d in 24 hours). Try again tomorrow.", l.PerPhoneDay)),
+			SMSLimitPhoneDay, texts(l.PerPhoneDay) + " a day limit for this number reached"}, nil
 	case ip != "" && over(c.IPHour, l.PerIPHour):
-		return smsRefused(fmt.Sprintf("Too many text messages were asked for from your network in the last hour (at most %d). Try again later.", l.PerIPHour)), nil
+		return &smsRefusal{smsRefused(fmt.Sprintf("Too many text messages were asked for from your network in the last hour (at most %d). Try again later.", l.PerIPHour)),
+			SMSLimitIPHour, texts(l.PerIPHour) + " an hour limit for the asking IP address (" + ip + ") reached"}, nil
 	case over(c.CountryDay, countryLimit):
-		return smsRefused(fmt.Sprintf("The daily limit of text messages to +%s numbers (%d) has been reached. Try again tomorrow, or contact an administrator.", code, countryLimit)), nil
+		return &smsRefusal{smsRefused(fmt.Sprintf("The daily limit of text messages to +%s numbers (%d) has been reached. Try again tomorrow, or contact an administrator.", code, countryLimit)),
+			SMSLimitCountryDay, texts(countryLimit) + " a day limit for +" + code + " numbers (LATCHKEY_SMS_COUNTRY_LIMITS) reached"}, nil
 	case over(c.GlobalDay, l.DailyTotal):
-		return smsRefused(fmt.Sprintf("The daily limit of text messages (%d) has been reached. Try again tomorrow, or contact an administrator.", l.DailyTotal)), nil
+		return &smsRefusal{smsRefused(fmt.Sprintf("The daily limit of text messages (%d) has been reached. Try again tomorrow, or contact an administrator.", l.DailyTotal)),
+			SMSLimitDailyTotal, texts(l.DailyTotal) + " a day limit for all texts (LATCHKEY_SMS_DAILY_LIMIT) reached"}, nil
 	}
 	return nil, tx.InsertSMSSend(ctx, store.SMSSend{Phone: phone, CallingCode: code, IP: ip, At: now})
+}
+
+// recordSMSRefusal keeps a refused forgot-password text for the user page.
+// It coalesces (one row per user, limit and hour), so a stranger who keeps
+// asking adds to a count, not to the database.
+func (s *Service) recordSMSRefusal(ctx context.Context, tx *store.Tx, userID, phone string, r *smsRefusal) error {
+	return tx.RecordSMSRefusal(ctx, store.SMSRefusal{UserID: userID, Limit: r.Limit, Phone: phone, Reason: r.Note, LastAt: s.Now()})
 }
 
 // queuePasswordText queues a password text to m.To inside tx. When an
@@ -117,8 +154,8 @@ func (s *Service) queuePasswordText(ctx context.Context, tx *store.Tx, m Passwor
 	}
 	m.Channel = store.ChannelSMS
 	if refused != nil {
-		m.Refused = "Not sent: " + refused.Message
-		s.log.Warn("password text refused by an SMS limit", "user_id", m.UserID, "reason", refused.Message)
+		m.Refused = "Not sent: " + refused.Err.Message
+		s.log.Warn("password text refused by an SMS limit", "user_id", m.UserID, "limit", refused.Limit)
 	}
 	if m.MustChange {
 		m.ValidDays = s.Policy().TemporaryExpiryDays

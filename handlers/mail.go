@@ -29,7 +29,7 @@ func (s *Server) mailRoutes(a *echo.Group) {
 	a.GET("/mail/dev/:mid/html", s.devMailHTML)
 	a.POST("/users/:id/mail/:mid/retry", s.userMailRetry)
 	a.POST("/mail/retry-all", s.mailRetryAll)
-	s.userPanels = append(s.userPanels, s.userMailPanel)
+	s.userPanels = append(s.userPanels, s.userMailPanel, s.userSMSRefusalsPanel)
 }
 
 func (s *Server) devMailbox() *mail.DevMailbox {

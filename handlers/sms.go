@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"net/http"
+	"time"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
 	"latchkey/account"
@@ -96,4 +98,22 @@ func (s *Server) markFailedTexts(c echo.Context, rows []views.UserRow) {
 			}
 		}
 	}
+}
+
+// smsRefusalDays is how far back the user page lists refused texts.
+const smsRefusalDays = 7
+
+// userSMSRefusalsPanel shows the forgot-password texts an abuse limit
+// refused for the user (one line per limit and hour, with a count), so
+// the admin sees why no code arrived. Nothing when there are none.
+func (s *Server) userSMSRefusalsPanel(c echo.Context, u *account.User) (templ.Component, error) {
+	rows, err := s.store.SMSRefusalsByUser(c.Request().Context(), u.ID, s.acct.Now().Add(-smsRefusalDays*24*time.Hour), 20)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	p := views.UserSMSRefusalsPanel{Days: smsRefusalDays}
+	for _, r := range rows {
+		p.Rows = append(p.Rows, views.SMSRefusalRow{Limit: r.Limit, Phone: r.Phone, Reason: r.Reason, Attempts: r.Attempts, FirstAt: r.FirstAt, LastAt: r.LastAt})
+	}
+	return views.UserSMSRefusals(p), nil
 }
