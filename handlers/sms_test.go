@@ -29,6 +29,13 @@ import (
 // a DevMailbox for the dev "Text messages" tab), with an Admin API key.
 func newSMSApp(t *testing.T, texts mail.Sender, limits account.SMSLimits) (*apiApp, *mail.DevMailbox) {
 	t.Helper()
+	return newSMSAppWith(t, texts, limits, nil)
+}
+
+// newSMSAppWith is newSMSApp with the outbox's configuration changed by
+// tune (a long backoff, a short send timeout).
+func newSMSAppWith(t *testing.T, texts mail.Sender, limits account.SMSLimits, tune func(*mail.Config)) (*apiApp, *mail.DevMailbox) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
@@ -44,8 +51,12 @@ func newSMSApp(t *testing.T, texts mail.Sender, limits account.SMSLimits) (*apiA
 	}
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	emails := mail.NewDevMailbox(0)
-	ob, err := mail.New(st, emails, mail.Config{AppName: "Acme", PublicURL: "http://localhost", Secret: secret, Log: log,
-		RetryBase: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond, SendTimeout: 3 * time.Second})
+	mcfg := mail.Config{AppName: "Acme", PublicURL: "http://localhost", Secret: secret, Log: log,
+		RetryBase: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond, SendTimeout: 3 * time.Second}
+	if tune != nil {
+		tune(&mcfg)
+	}
+	ob, err := mail.New(st, emails, mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

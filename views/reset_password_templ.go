@@ -260,7 +260,7 @@ func ResetPassword(l LayoutData, f ResetPasswordForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if !f.CanSend() {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<p class=\"hint\" id=\"no-email\">No email or phone identity found</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<p class=\"hint\" id=\"no-email\">No email or phone identity found. This user has no email address or phone number, so Latchkey cannot send them a password. Enter one and give it to them yourself.</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
