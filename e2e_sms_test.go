@@ -30,9 +30,25 @@ func TestE2EPhoneUserBySMS(t *testing.T) {
 		chromedp.WaitVisible(`//h1[text()="Create User"]`),
 		chromedp.Click(`#kind-phone`, chromedp.ByQuery),
 		chromedp.SendKeys(`#loginID`, phone, chromedp.ByQuery),
-		chromedp.Click(`#mode-auto`, chromedp.ByQuery),
 	)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A manual password for a phone user: the box reads "Send the
+	// password to user's phone", can be ticked, and is unticked.
+	var manualChecked, manualDisabled bool
+	var label string
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`document.querySelector("#sendPassword").checked`, &manualChecked),
+		chromedp.Evaluate(`document.querySelector("#sendPassword").disabled`, &manualDisabled),
+		chromedp.Text(`#send-password-label`, &label, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if manualChecked || manualDisabled || strings.Join(strings.Fields(label), " ") != "Send the password to user's phone" {
+		t.Fatalf("phone + manual: checked %v, disabled %v, label %q", manualChecked, manualDisabled, label)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click(`#mode-auto`, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
 	var autoDisabled, sendChecked bool

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"latchkey/sms/smstest"
+	"latchkey/store"
 )
 
 func TestLoadConfigSMS(t *testing.T) {
@@ -99,4 +101,83 @@ func TestQueuedTextSurvivesRestart(t *testing.T) {
 	if n := len(hook.Messages()); n != 1 || hook.BadSignatures() != 0 {
 		t.Fatalf("%d texts (bad signatures %d), want exactly 1", n, hook.BadSignatures())
 	}
+}
+
+// TestSMSLimitsFromEnv: limits other than the defaults, set through the
+// environment (1 text an hour per number, 2 a day in all), are what the
+// running server enforces: the second text to one number and the third
+// text of the day are refused, the admin is told why, and the provider
+// gets exactly two texts.
+func TestSMSLimitsFromEnv(t *testing.T) {
+	hook := smstest.StartWebhook(t)
+	app := startApp(t, map[string]string{"LATCHKEY_SMS_URL": hook.WebhookURL(), "LATCHKEY_SMS_WEBHOOK_SECRET": smstest.Secret,
+		"LATCHKEY_SMS_PHONE_HOURLY_LIMIT": "1", "LATCHKEY_SMS_DAILY_LIMIT": "2"})
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	csrfRE := regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+	get := func(path string) string {
+		t.Helper()
+		res, err := client.Get(app.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	// post submits a form from page and returns the page it redirects to.
+	post := func(page, path string, form url.Values) string {
+		t.Helper()
+		form.Set("_csrf", csrfRE.FindStringSubmatch(get(page))[1])
+		res, err := client.PostForm(app.URL+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d", path, res.StatusCode)
+		}
+		return get(res.Header.Get("Location"))
+	}
+	post("/portal/login", "/portal/login", url.Values{"email": {e2eAdminEmail}, "password": {e2eAdminPassword}})
+	create := func(phone string) string {
+		return post("/portal/users/new", "/portal/users", url.Values{"loginIDKey": {"phone"}, "loginID": {phone}, "passwordMode": {"auto"}, "setPasswordExpired": {"true"}})
+	}
+	if page := create("+14155550260"); !strings.Contains(page, "on its way by text message") {
+		t.Fatal("the first text was not queued")
+	}
+	hook.MessageTo("+14155550260", 10*time.Second)
+	// The same number again within the hour: refused at 1, not the default 3.
+	first := wantUser(t, app, "+14155550260")
+	reset := "/portal/users/" + first + "/reset-password"
+	page := post(reset, reset, url.Values{"passwordMode": {"auto"}, "setPasswordExpired": {"true"}})
+	if !strings.Contains(page, "The password text was not sent.") || !strings.Contains(page, "in the last hour (at most 1)") {
+		t.Fatal("the second text to one number within the hour was not refused at the configured limit of 1")
+	}
+	if page := create("+14155550261"); !strings.Contains(page, "on its way by text message") {
+		t.Fatal("the second text of the day was refused")
+	}
+	hook.MessageTo("+14155550261", 10*time.Second)
+	if page := create("+14155550262"); !strings.Contains(page, "The daily limit of text messages (2) has been reached.") {
+		t.Fatal("the third text of the day was not refused at the configured daily limit of 2")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(hook.Messages()); n != 2 {
+		t.Fatalf("%d texts sent, want 2", n)
+	}
+}
+
+// wantUser is the ID of the user with this login ID in app's database.
+func wantUser(t *testing.T, app *e2eApp, loginID string) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), app.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := st.IdentityByNorm(context.Background(), loginID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.UserID
 }
