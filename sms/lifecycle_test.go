@@ -18,8 +18,8 @@ import (
 type fakeClock struct{ ns atomic.Int64 }
 
 func newFakeClock(t time.Time) *fakeClock { c := &fakeClock{}; c.ns.Store(t.UnixNano()); return c }
-func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *fakeClock) Now() time.Time       { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Add(d time.Duration)  { c.ns.Add(int64(d)) }
 
 // TestTextGivesUpAfter24Hours: with the provider down for good, a text is
 // retried for 24 hours (on a fake clock), then abandoned: failed with
