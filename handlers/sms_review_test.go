@@ -110,7 +110,7 @@ func TestTextRetryNow(t *testing.T) {
 	u := a.userByLoginID("+14155550210")
 	row := a.waitRow(u.ID, "failed its first attempt", func(m store.OutboxMessage) bool { return m.Attempts == 1 && m.Status == store.OutboxQueued })
 	page := a.get("/portal/users/" + u.ID)
-	wantContains(t, page.Body, "Text message: new account password", "Retrying", "The SMS webhook answered 503: maintenance", "Retry now")
+	wantContains(t, page.Body, "<h2>Email and text messages</h2>", "Text message: new account password", "Retrying", "The SMS webhook answered 503: maintenance", "Retry now")
 	f := retryFormRE.FindStringSubmatch(page.Body)
 	if f == nil || f[2] != strconv.FormatInt(row.ID, 10) {
 		t.Fatalf("no Retry now form for message %d", row.ID)

@@ -152,3 +152,45 @@ func TestForgotCodeStoredHashed(t *testing.T) {
 		t.Fatal("every code sent is in the database files: codes are stored in plaintext")
 	}
 }
+
+// TestTextCodeExpires: a code sent by text works for 5 minutes and no
+// longer, and a newer code replaces an older one.
+func TestTextCodeExpires(t *testing.T) {
+	srv := smstest.StartWebhook(t)
+	e := newEnv(t, "", srv.WebhookURL(), account.SMSLimits{})
+	clk := newFakeClock(time.Now())
+	e.acct.Now = clk.Now
+	e.start()
+	ctx := context.Background()
+	if _, err := e.acct.CreateUser(ctx, admin, account.CreateUserInput{LoginIDKey: account.KindPhone, LoginIDValue: "+14155550270", Password: ptr("Old-passw0rd-270")}); err != nil {
+		t.Fatal(err)
+	}
+	codeRE := regexp.MustCompile(`^(\d{6}) is your Acme password reset code`)
+	ask := func(n int) string {
+		t.Helper()
+		if err := e.acct.ForgotPassword(ctx, account.Actor{Kind: "user", IP: "192.0.2.1"}, "+14155550270", "https://id.example.com/reset-password"); err != nil {
+			t.Fatal(err)
+		}
+		c := codeRE.FindStringSubmatch(srv.WaitFor(n, 10*time.Second)[n-1].Body)
+		if c == nil {
+			t.Fatal("no code in the text")
+		}
+		return c[1]
+	}
+	in := func(pw string) account.ChangePasswordInput { return account.ChangePasswordInput{New: pw, Confirm: pw} }
+	first := ask(1)
+	clk.Add(5*time.Minute + time.Second)
+	if err := e.acct.ResetPasswordWithCode(ctx, account.Actor{Kind: "user"}, "+14155550270", first, in("Late-passw0rd-270")); err == nil {
+		t.Fatal("a code worked after 5 minutes")
+	}
+	second := ask(2)
+	clk.Add(4 * time.Minute)
+	if second != first {
+		if err := e.acct.ResetPasswordWithCode(ctx, account.Actor{Kind: "user"}, "+14155550270", first, in("Old-code-passw0rd-270")); err == nil {
+			t.Fatal("the older code still works after a new one was sent")
+		}
+	}
+	if err := e.acct.ResetPasswordWithCode(ctx, account.Actor{Kind: "user"}, "+14155550270", second, in("New-passw0rd-270")); err != nil {
+		t.Fatalf("a 4-minute-old code: %v", err)
+	}
+}

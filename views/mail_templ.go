@@ -31,7 +31,7 @@ type MailRow struct {
 // Held reports whether the message still waits to be sent, so "Retry now" applies.
 func (r MailRow) Held() bool { return r.Status == "queued" }
 
-// UserMailPanel is the user page's "Email" section.
+// UserMailPanel is the user page's "Email and text messages" section.
 type UserMailPanel struct {
 	UserID string
 	CSRF   string
@@ -185,12 +185,12 @@ func UserMail(p UserMailPanel) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<section class=\"card\" id=\"mail\"><h2>Email</h2>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<section class=\"card\" id=\"mail\"><h2>Email and text messages</h2>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if len(p.Rows) == 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "<p class=\"muted\">No email has been sent to this user.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "<p class=\"muted\">No email or text message has been sent to this user.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
