@@ -125,7 +125,7 @@ func (s *storage) now() time.Time { return s.p.now() }
 // openid is required, a public client must send an S256 PKCE challenge, a
 // challenge must be S256, and scopes are cut to what the application allows.
 func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
-	c, err := s.p.st.OIDCClientByID(ctx, req.ClientID)
+	c, err := s.p.clientByID(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client").WithParent(err)
 	}
