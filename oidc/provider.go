@@ -111,8 +111,14 @@ func New(ctx context.Context, acct *account.Service, cfg Config) (*Provider, err
 	p := &Provider{st: acct.Store(), acct: acct, keys: keys, log: cfg.Log, iss: issuer,
 		now: func() time.Time { return time.Now().UTC() }}
 	p.clients.ttl = clientTTL
+	legacyKey := sha256.Sum256(account.DeriveKey(cfg.Secret, "oidc-codes-and-access-tokens"))
+	tc, err := newTokenCrypto(sha256.Sum256(account.DeriveKey(cfg.Secret, "oidc-codes-and-access-tokens-xchacha20poly1305")),
+		op.NewAES256GCMCrypto(legacyKey, "lk1"))
+	if err != nil {
+		return nil, err
+	}
 	conf := &op.Config{
-		CryptoKey:                sha256.Sum256(account.DeriveKey(cfg.Secret, "oidc-codes-and-access-tokens")),
+		CryptoKey:                legacyKey,
 		CryptoKeyId:              "lk1",
 		DefaultLogoutRedirectURI: "/login",
 		CodeMethodS256:           true,
@@ -121,6 +127,7 @@ func New(ctx context.Context, acct *account.Service, cfg Config) (*Provider, err
 		SupportedUILocales:       []language.Tag{language.English},
 	}
 	opts := []op.Option{
+		op.WithCrypto(tc),
 		op.WithCustomEndpoints(op.NewEndpoint(strings.TrimPrefix(AuthorizePath, "/")), op.NewEndpoint(strings.TrimPrefix(TokenPath, "/")),
 			op.NewEndpoint(strings.TrimPrefix(UserinfoPath, "/")), op.NewEndpoint(strings.TrimPrefix(RevokePath, "/")),
 			op.NewEndpoint(strings.TrimPrefix(EndSessionPath, "/")), op.NewEndpoint(strings.TrimPrefix(JWKSPath, "/"))),
