@@ -218,8 +218,11 @@ func bench(o options) error {
 			p.name, p.rate(), ok, msf(perOp), msf(p.serverPerOp()), msf(p.clientPerOp()), float64(perOp)/float64(sig),
 			float64(runtime.NumCPU())/perOp.Seconds(), runtime.NumCPU())
 	}
-	if n := srv.errors(); n > 0 {
-		fmt.Printf("\nthe server logged %d errors; see %s (-keep)\n", n, srv.logPath)
+	if lines := srv.errorLines(); len(lines) > 0 {
+		fmt.Printf("\nthe server logged %d errors (all in %s with -keep); the last ones:\n", len(lines), srv.logPath)
+		for _, l := range lines[max(0, len(lines)-5):] {
+			fmt.Println("  " + l)
+		}
 	}
 	return nil
 }
@@ -271,7 +274,7 @@ func startServer(bin, addr, dbPath, secret, logPath string) (*server, error) {
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "LATCHKEY_ADDR="+addr, "LATCHKEY_DB="+dbPath, "LATCHKEY_PUBLIC_URL=http://"+addr,
-		"LATCHKEY_BCRYPT_COST=10", "LATCHKEY_LOG_LEVEL=error", "LATCHKEY_SECRET_KEY="+secret)
+		"LATCHKEY_BCRYPT_COST=10", "LATCHKEY_LOG_LEVEL=warn", "LATCHKEY_SECRET_KEY="+secret)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -307,9 +310,17 @@ func (s *server) stop() {
 	s.logFile.Close()
 }
 
-func (s *server) errors() int {
+// errorLines are the server log's error lines: Latchkey's own
+// (level=ERROR) and the library's, which go through the default logger.
+func (s *server) errorLines() []string {
 	b, _ := os.ReadFile(s.logPath)
-	return strings.Count(string(b), "level=ERROR")
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, " ERROR ") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // cpuTime is the server process's user+system CPU time so far.
@@ -435,6 +446,7 @@ func cloneValues(v url.Values) url.Values {
 // authorize follows the redirects from /oauth2/authorize until the one to
 // the app, and returns its code.
 func authorize(c *http.Client, u string) (string, error) {
+	busy := 0
 	for hop := 0; hop < 5; hop++ {
 		res, err := c.Get(u)
 		if err != nil {
@@ -442,6 +454,15 @@ func authorize(c *http.Client, u string) (string, error) {
 		}
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable && busy < 10 {
+			// The server is busy (its write queue is full): come back
+			// after Retry-After, as a browser's user would.
+			busy++
+			hop--
+			ra, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(max(ra, 1)) * time.Second)
+			continue
+		}
 		if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
 			return "", fmt.Errorf("GET %s: %d (expected a redirect)", u, res.StatusCode)
 		}
@@ -475,6 +496,7 @@ type tokens struct {
 	RefreshToken string `json:"refresh_token"`
 	IDToken      string `json:"id_token"`
 	Error        string `json:"error"`
+	Description  string `json:"error_description"`
 }
 
 func (r *rp) token(form url.Values) (tokens, error) {
@@ -491,7 +513,7 @@ func (r *rp) token(form url.Values) (tokens, error) {
 		return t, fmt.Errorf("token: %d: %v", res.StatusCode, err)
 	}
 	if res.StatusCode != http.StatusOK || t.AccessToken == "" || t.RefreshToken == "" || strings.Count(t.IDToken, ".") != 2 {
-		return t, fmt.Errorf("token: %d %s", res.StatusCode, t.Error)
+		return t, fmt.Errorf("token: %d %s: %.120s", res.StatusCode, t.Error, t.Description)
 	}
 	return t, nil
 }
