@@ -220,12 +220,16 @@ func (p *Provider) refreshReused(ctx context.Context, chainID, clientID string) 
 
 // userinfo fills the claims of scopes for a user; a disabled user gets none.
 func (p *Provider) userinfo(ctx context.Context, ui *oidc.UserInfo, userID string, scopes []string) error {
-	// One read (the user's state and login IDs together): this runs on
-	// every token issue and refresh.
+	// One read (the user's state and login IDs together).
 	u, err := p.st.OIDCUserClaims(ctx, userID)
 	if err != nil {
 		return err
 	}
+	return fillUserinfo(ui, u, scopes)
+}
+
+// fillUserinfo sets the claims of scopes from u; a disabled user gets none.
+func fillUserinfo(ui *oidc.UserInfo, u *store.OIDCUserClaims, scopes []string) error {
 	if u.IsDisabled {
 		return errUserDisabled
 	}
