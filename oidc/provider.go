@@ -171,11 +171,19 @@ func (p *Provider) Handler() http.Handler {
 			p.op.ServeHTTP(w, r)
 			return
 		}
+		// Parse the form here: the library parses it on its own copy of
+		// the request, which would leave this one's body read and its
+		// form empty for the failure log. Parsed once, it is shared.
+		_ = r.ParseForm()
 		sw := &statusWriter{ResponseWriter: w}
 		p.op.ServeHTTP(sw, r)
 		if sw.status >= 400 {
-			p.failed(r.Context(), "token request failed", "grant_type", r.PostFormValue("grant_type"), "status", sw.status,
-				"client_id", r.PostFormValue("client_id"))
+			clientID := r.PostForm.Get("client_id")
+			if id, _, ok := r.BasicAuth(); ok && clientID == "" {
+				clientID, _ = url.QueryUnescape(id)
+			}
+			p.failed(r.Context(), "token request failed", "grant_type", r.PostForm.Get("grant_type"), "status", sw.status,
+				"client_id", clientID)
 		}
 	})
 }
