@@ -203,6 +203,7 @@ func (p *Provider) UpdateApp(ctx context.Context, actor account.Actor, id string
 		}
 		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: EventApplicationUpdated, Payload: appPayload(c)})
 	})
+	p.forgetClient(id)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +232,7 @@ func (p *Provider) RotateSecret(ctx context.Context, actor account.Actor, id str
 		payload["secret_rotated"] = true
 		return p.acct.Events().Record(ctx, tx, actor, account.Event{Type: EventApplicationUpdated, Payload: payload})
 	})
+	p.forgetClient(id)
 	if err != nil {
 		return "", err
 	}
@@ -239,6 +241,7 @@ func (p *Provider) RotateSecret(ctx context.Context, actor account.Actor, id str
 
 // DeleteApp removes an application with its pending sign-ins and tokens.
 func (p *Provider) DeleteApp(ctx context.Context, actor account.Actor, id string) error {
+	defer p.forgetClient(id)
 	return p.st.InTx(ctx, func(tx *store.Tx) error {
 		c, err := tx.OIDCClientByID(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {

@@ -182,6 +182,12 @@ func (kr *Keyring) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("oidc: parse signing key %s: %w", r.ID, err)
 		}
+		if rk, ok := priv.(*rsa.PrivateKey); ok {
+			// The CRT values make each signature about three times cheaper;
+			// the parser fills them, and this keeps it so whatever the
+			// key's source (a no-op when they are there).
+			rk.Precompute()
+		}
 		signer, ok := priv.(crypto.Signer)
 		if !ok {
 			return errors.New("oidc: signing key is not a signer")

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,6 +89,9 @@ type Provider struct {
 	iss   string
 	authz *authorizer
 
+	// clients keeps the applications token requests use in memory.
+	clients clientCache
+
 	// failures counts failed token requests (issue and refresh) since start;
 	// each failure is logged with the running count.
 	failures atomic.Int64
@@ -108,8 +110,15 @@ func New(ctx context.Context, acct *account.Service, cfg Config) (*Provider, err
 	}
 	p := &Provider{st: acct.Store(), acct: acct, keys: keys, log: cfg.Log, iss: issuer,
 		now: func() time.Time { return time.Now().UTC() }}
+	p.clients.ttl = clientTTL
+	legacyKey := sha256.Sum256(account.DeriveKey(cfg.Secret, "oidc-codes-and-access-tokens"))
+	tc, err := newTokenCrypto(sha256.Sum256(account.DeriveKey(cfg.Secret, "oidc-codes-and-access-tokens-xchacha20poly1305")),
+		op.NewAES256GCMCrypto(legacyKey, "lk1"))
+	if err != nil {
+		return nil, err
+	}
 	conf := &op.Config{
-		CryptoKey:                sha256.Sum256(account.DeriveKey(cfg.Secret, "oidc-codes-and-access-tokens")),
+		CryptoKey:                legacyKey,
 		CryptoKeyId:              "lk1",
 		DefaultLogoutRedirectURI: "/login",
 		CodeMethodS256:           true,
@@ -118,6 +127,7 @@ func New(ctx context.Context, acct *account.Service, cfg Config) (*Provider, err
 		SupportedUILocales:       []language.Tag{language.English},
 	}
 	opts := []op.Option{
+		op.WithCrypto(tc),
 		op.WithCustomEndpoints(op.NewEndpoint(strings.TrimPrefix(AuthorizePath, "/")), op.NewEndpoint(strings.TrimPrefix(TokenPath, "/")),
 			op.NewEndpoint(strings.TrimPrefix(UserinfoPath, "/")), op.NewEndpoint(strings.TrimPrefix(RevokePath, "/")),
 			op.NewEndpoint(strings.TrimPrefix(EndSessionPath, "/")), op.NewEndpoint(strings.TrimPrefix(JWKSPath, "/"))),
@@ -157,16 +167,23 @@ func (p *Provider) SetNow(now func() time.Time) { p.now = now; p.keys.now = now 
 // requests are counted and logged.
 func (p *Provider) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), clientMemoKey{}, &clientMemo{}))
 		if r.URL.Path != TokenPath {
 			p.op.ServeHTTP(w, r)
 			return
 		}
+		// Parse the form here: the library parses it on its own copy of
+		// the request, which would leave this one's body read and its
+		// form empty for the failure log. Parsed once, it is shared.
+		_ = r.ParseForm()
 		sw := &statusWriter{ResponseWriter: w}
 		p.op.ServeHTTP(sw, r)
 		if sw.status >= 400 {
-			p.failed(r.Context(), "token request failed", "grant_type", r.PostFormValue("grant_type"), "status", sw.status,
-				"client_id", r.PostFormValue("client_id"))
+			clientID := r.PostForm.Get("client_id")
+			if id, _, ok := r.BasicAuth(); ok && clientID == "" {
+				clientID, _ = url.QueryUnescape(id)
+			}
+			p.failed(r.Context(), "token request failed", "grant_type", r.PostForm.Get("grant_type"), "status", sw.status,
+				"client_id", clientID)
 		}
 	})
 }
@@ -211,19 +228,20 @@ func (p *Provider) refreshReused(ctx context.Context, chainID, clientID string) 
 
 // userinfo fills the claims of scopes for a user; a disabled user gets none.
 func (p *Provider) userinfo(ctx context.Context, ui *oidc.UserInfo, userID string, scopes []string) error {
-	// Two reads (user, login IDs), not account.GetUser's three: this runs
-	// on every token issue and refresh.
-	u, err := p.st.UserByID(ctx, userID)
+	// One read (the user's state and login IDs together).
+	u, err := p.st.OIDCUserClaims(ctx, userID)
 	if err != nil {
 		return err
 	}
+	return fillUserinfo(ui, u, scopes)
+}
+
+// fillUserinfo sets the claims of scopes from u; a disabled user gets none.
+func fillUserinfo(ui *oidc.UserInfo, u *store.OIDCUserClaims, scopes []string) error {
 	if u.IsDisabled {
 		return errUserDisabled
 	}
-	ids, err := p.st.IdentitiesByUser(ctx, userID)
-	if err != nil {
-		return err
-	}
+	ids := u.Identities
 	first := func(kind string) string {
 		for _, i := range ids {
 			if i.Kind == kind {
@@ -235,7 +253,7 @@ func (p *Provider) userinfo(ctx context.Context, ui *oidc.UserInfo, userID strin
 	for _, sc := range scopes {
 		switch sc {
 		case oidc.ScopeOpenID:
-			ui.Subject = u.ID
+			ui.Subject = u.UserID
 		case oidc.ScopeEmail:
 			// Latchkey does not verify addresses yet, so email_verified is false.
 			ui.Email, ui.EmailVerified = first(account.KindEmail), false
@@ -389,7 +407,7 @@ func (p *Provider) Pending(ctx context.Context, id string) (*Pending, *authReque
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := p.st.OIDCClientByID(ctx, row.ClientID)
+	c, err := p.clientByID(ctx, row.ClientID)
 	if err != nil || c.Disabled {
 		return nil, nil, ErrRequestNotFound
 	}
@@ -488,35 +506,4 @@ func jsonDescription(b []byte, e *oidc.Error) bool {
 	}
 	e.Description = v.Description
 	return true
-}
-
-// clientMemo keeps the application read once in a request: the library
-// asks for it several times per token request (lookup, then secret).
-type clientMemo struct {
-	mu sync.Mutex
-	c  map[string]*store.OIDCClient
-}
-
-type clientMemoKey struct{}
-
-// clientByID reads an application, once per request.
-func (p *Provider) clientByID(ctx context.Context, id string) (*store.OIDCClient, error) {
-	m, _ := ctx.Value(clientMemoKey{}).(*clientMemo)
-	if m == nil {
-		return p.st.OIDCClientByID(ctx, id)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c, ok := m.c[id]; ok {
-		return c, nil
-	}
-	c, err := p.st.OIDCClientByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if m.c == nil {
-		m.c = map[string]*store.OIDCClient{}
-	}
-	m.c[id] = c
-	return c, nil
 }

@@ -60,6 +60,8 @@ type authParams struct {
 type authRequest struct {
 	row *store.OIDCAuthRequest
 	p   authParams
+	// claims are the user's, read with the code (nil otherwise).
+	claims *store.OIDCUserClaims
 }
 
 func loadAuthRequest(row *store.OIDCAuthRequest) (*authRequest, error) {
@@ -102,7 +104,11 @@ func (a *authRequest) GetSubject() string                 { return a.row.UserID 
 func (a *authRequest) Done() bool                         { return a.row.Done }
 
 // refreshRequest is a presented refresh token; it satisfies op.RefreshTokenRequest.
-type refreshRequest struct{ t *store.OIDCRefreshToken }
+type refreshRequest struct {
+	t *store.OIDCRefreshToken
+	// claims are the user's, read with the token.
+	claims *store.OIDCUserClaims
+}
 
 func (r *refreshRequest) GetAMR() []string            { return r.t.AMR }
 func (r *refreshRequest) GetAudience() []string       { return []string{r.t.ClientID} }
@@ -125,7 +131,7 @@ func (s *storage) now() time.Time { return s.p.now() }
 // openid is required, a public client must send an S256 PKCE challenge, a
 // challenge must be S256, and scopes are cut to what the application allows.
 func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
-	c, err := s.p.st.OIDCClientByID(ctx, req.ClientID)
+	c, err := s.p.clientByID(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client").WithParent(err)
 	}
@@ -182,7 +188,9 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 // revokes every token issued from its first use (and their refresh
 // chains); an expired code, or one whose user is now disabled, gets nothing.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	row, err := s.p.st.OIDCAuthRequestByCode(ctx, hashSecret(code))
+	// The user's claims come with the code (one read): the ID token
+	// needs them a moment later.
+	row, claims, err := s.p.st.OIDCAuthRequestByCodeWithClaims(ctx, hashSecret(code))
 	if err != nil {
 		return nil, err
 	}
@@ -194,10 +202,15 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if row.CodeExpiresAt == nil || !now.Before(*row.CodeExpiresAt) {
 		return nil, errTokenInvalid
 	}
-	if row.UserDisabled {
+	if row.UserDisabled || claims == nil {
 		return nil, errUserDisabled
 	}
-	return loadAuthRequest(row)
+	a, err := loadAuthRequest(row)
+	if err != nil {
+		return nil, err
+	}
+	a.claims = claims
+	return a, nil
 }
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
@@ -296,7 +309,7 @@ func (s *storage) issue(ctx context.Context, req op.TokenRequest, withRefresh bo
 // TokenRequestByRefreshToken checks a presented refresh token. A used one
 // means it leaked (or a client replays it): the whole chain is revoked.
 func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
-	t, err := s.p.st.OIDCRefreshTokenByHash(ctx, hashSecret(token))
+	t, claims, err := s.p.st.OIDCRefreshTokenByHashWithClaims(ctx, hashSecret(token))
 	if err != nil {
 		return nil, errTokenInvalid
 	}
@@ -308,10 +321,10 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 		return nil, errRefreshReused
 	case !s.now().Before(t.ExpiresAt):
 		return nil, errTokenInvalid
-	case t.UserDisabled:
+	case t.UserDisabled || claims == nil:
 		return nil, errUserDisabled
 	}
-	return &refreshRequest{t: t}, nil
+	return &refreshRequest{t: t, claims: claims}, nil
 }
 
 // TerminateSession does nothing here: end_session's handler signs the
@@ -419,7 +432,19 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 	return nil
 }
 
+// SetUserinfoFromRequest fills the ID token's claims from the ones read
+// with the code or refresh token (same request, no second read).
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	switch r := req.(type) {
+	case *authRequest:
+		if r.claims != nil && r.claims.UserID == r.GetSubject() {
+			return fillUserinfo(ui, r.claims, scopes)
+		}
+	case *refreshRequest:
+		if r.claims != nil && r.claims.UserID == r.GetSubject() {
+			return fillUserinfo(ui, r.claims, scopes)
+		}
+	}
 	return s.p.userinfo(ctx, ui, req.GetSubject(), scopes)
 }
 

@@ -134,6 +134,10 @@ func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 	// Deleted and overwritten content is zeroed, so a wiped outbox secret
 	// leaves no bytes behind in the database file.
 	q.Set("_secure_delete", "on")
+	// Each connection keeps its most recent prepared statements: the hot
+	// paths (sign-in, token exchange) run the same few queries, and
+	// preparing one costs as much as running it.
+	q.Set("_stmt_cache_size", "128")
 	// The path is a URI here: escape what SQLite would read as a query,
 	// a fragment or an escape ("#" appears in Go subtest directories).
 	escaped := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
