@@ -202,29 +202,34 @@ func (s *Service) record(ctx context.Context, tx *store.Tx, actor account.Actor,
 	if err != nil {
 		return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
 	}
+	// The webhooks are read before the event is written: on PostgreSQL
+	// the event insert serialises event writers until commit
+	// (store.InsertEvent), so as little as possible follows it.
+	targets := []string{only}
+	if only == "" {
+		targets = nil
+		if !AuditOnly(ev.Type) && !IsBlocking(ev.Type) && ev.Type != WebhookTest {
+			hooks, err := tx.EnabledWebhooks(ctx, store.WebhookNonBlocking)
+			if err != nil {
+				return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
+			}
+			for _, h := range hooks {
+				if h.AllEvents || slices.Contains(h.Events, ev.Type) {
+					targets = append(targets, h.ID)
+				}
+			}
+		}
+	}
 	e := store.Event{Type: ev.Type, UserID: ev.UserID, CreatedAt: now, Payload: payload, Context: cx}
 	if err := tx.InsertEvent(ctx, &e); err != nil {
 		return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
 	}
 	queued := false
-	if only != "" {
-		if _, err := tx.InsertDelivery(ctx, only, e.Seq, now); err != nil {
+	for _, id := range targets {
+		if _, err := tx.InsertDelivery(ctx, id, e.Seq, now); err != nil {
 			return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
 		}
 		queued = true
-	} else if !AuditOnly(ev.Type) && !IsBlocking(ev.Type) && ev.Type != WebhookTest {
-		hooks, err := tx.EnabledWebhooks(ctx, store.WebhookNonBlocking)
-		if err != nil {
-			return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
-		}
-		for _, h := range hooks {
-			if h.AllEvents || slices.Contains(h.Events, ev.Type) {
-				if _, err := tx.InsertDelivery(ctx, h.ID, e.Seq, now); err != nil {
-					return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
-				}
-				queued = true
-			}
-		}
 	}
 	if queued {
 		tx.AfterCommit(s.Wake)

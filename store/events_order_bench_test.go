@@ -65,3 +65,52 @@ func BenchmarkPostgresCreateUsersConcurrent(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPostgresSignInEventsConcurrent measures the write of a sign-in
+// (last_login_at and a user.authenticated event, in one transaction) from
+// 16 goroutines over two store handles on one PostgreSQL database. Unlike
+// user creation, nothing else serialises these transactions, so this is
+// the worst case for the event lock.
+//
+//	go test ./store -run '^$' -bench PostgresSignInEventsConcurrent -benchmem -benchtime 5000x
+func BenchmarkPostgresSignInEventsConcurrent(b *testing.B) {
+	url := pgURL(b)
+	ctx := context.Background()
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	const users = 64
+	now := time.Now()
+	for i := range users {
+		if err := stores[0].InsertUser(ctx, &User{ID: fmt.Sprintf("u%d", i), CreatedAt: now, UpdatedAt: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	payload := json.RawMessage(`{"user":{"id":"x"}}`)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		s := stores[n.Add(1)%2]
+		for pb.Next() {
+			id := fmt.Sprintf("u%d", n.Add(1)%users)
+			err := s.InTx(ctx, func(tx *Tx) error {
+				if err := tx.TouchUser(ctx, id, time.Now()); err != nil {
+					return err
+				}
+				return tx.InsertEvent(ctx, &Event{Type: "user.authenticated", UserID: id, CreatedAt: time.Now(), Payload: payload, Context: payload})
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
