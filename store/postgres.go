@@ -75,8 +75,8 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
-	s := &Store{db: db, pg: true, writeTimeout: o.WriteTimeout}
-	s.Tx = Tx{q: pgQueryer{db}}
+	s := &Store{db: db, pg: true, writeTimeout: o.WriteTimeout, n: newNotifier(url)}
+	s.Tx = Tx{q: pgQueryer{db}, n: s.n}
 	if err := s.migratePG(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -137,7 +137,7 @@ func (s *Store) inTxPG(ctx context.Context, fn func(tx *Tx) error) ([]func(), er
 		return nil, mapErr("begin", err)
 	}
 	var after []func()
-	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after}
+	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after, n: s.n}
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return nil, err
@@ -200,7 +200,7 @@ func (t *Tx) serialized(ctx context.Context, lockSQL string, lockArgs []any, fn 
 	}
 	defer sqlTx.Rollback()
 	var after []func()
-	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after}
+	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after, n: t.n}
 	if err := lock(tx); err != nil {
 		return err
 	}
