@@ -128,6 +128,12 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 // client with.
 func (s *Service) Outbound() outbound.Policy { return s.cfg.Outbound }
 
+// notify wakes the delivery workers once tx commits: this process's and,
+// on PostgreSQL, every other instance's (store.Tx.Notify).
+func (s *Service) notify(ctx context.Context, tx *store.Tx) error {
+	return tx.Notify(ctx, store.ChannelDeliveries)
+}
+
 // Wake tells the delivery worker that new deliveries may be due.
 func (s *Service) Wake() {
 	select {
@@ -232,7 +238,9 @@ func (s *Service) record(ctx context.Context, tx *store.Tx, actor account.Actor,
 		queued = true
 	}
 	if queued {
-		tx.AfterCommit(s.Wake)
+		if err := s.notify(ctx, tx); err != nil {
+			return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
+		}
 	}
 	return e.Seq, nil
 }
@@ -533,8 +541,7 @@ func (s *Service) Redeliver(ctx context.Context, actor account.Actor, webhookID 
 		if _, err := tx.InsertDelivery(ctx, webhookID, d.EventSeq, s.Now()); err != nil {
 			return err
 		}
-		tx.AfterCommit(s.Wake)
-		return nil
+		return s.notify(ctx, tx)
 	})
 }
 
