@@ -228,24 +228,3 @@ const pgClaimOutbox = `UPDATE mail_outbox SET status = 'sending', lease_until = 
 		ORDER BY id LIMIT ?
 		FOR UPDATE SKIP LOCKED)
 	RETURNING ` + outboxCols
-
-// pgClaimDueDeliveries is ClaimDueDeliveries's statement on PostgreSQL,
-// with the same arguments (lease end, now, the skipped webhooks, limit);
-// only the statement differs, the scan is shared. Each webhook's
-// oldest due delivery is locked FOR UPDATE SKIP LOCKED, so two instances
-// claiming at once never take the same delivery: one another instance is
-// claiming is skipped, and one it has claimed (its next_attempt_at pushed
-// past now) is re-checked and dropped. Across instances a webhook may then
-// have two deliveries in flight at once (one per instance); within one
-// instance the skip list still keeps it to one.
-func pgClaimDueDeliveries(notIn string) string {
-	return `UPDATE webhook_deliveries SET next_attempt_at = ?
-		WHERE id IN (SELECT d.id FROM webhooks w
-			CROSS JOIN LATERAL (SELECT dd.id FROM webhook_deliveries dd
-				WHERE dd.webhook_id = w.id AND dd.status = 'pending' AND dd.next_attempt_at <= ?
-				ORDER BY dd.next_attempt_at, dd.id LIMIT 1
-				FOR UPDATE SKIP LOCKED) d
-			WHERE 1 = 1` + notIn + `
-			ORDER BY d.id LIMIT ?)
-		RETURNING id, webhook_id`
-}
