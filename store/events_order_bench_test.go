@@ -14,10 +14,17 @@ import (
 // outbox, user.created and admin.create_user events, in one transaction)
 // from 16 goroutines over two store handles (two instances) on one
 // PostgreSQL database: the cost of serialising event inserts so that seq
-// order is commit order.
+// order is commit order. "notify" adds the outbox's NOTIFY, which wakes
+// the instances' workers (PostgreSQL serialises the commits of notifying
+// transactions too).
 //
-//	go test ./store -run '^$' -bench PostgresCreateUsersConcurrent -benchmem -benchtime 3000x
+//	go test ./store -run '^$' -bench PostgresCreateUsersConcurrent -benchmem -benchtime 2000x
 func BenchmarkPostgresCreateUsersConcurrent(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchCreateUsers(b, false) })
+	b.Run("notify", func(b *testing.B) { benchCreateUsers(b, true) })
+}
+
+func benchCreateUsers(b *testing.B, notify bool) {
 	url := pgURL(b)
 	ctx := context.Background()
 	var stores [2]*Store
@@ -50,6 +57,11 @@ func BenchmarkPostgresCreateUsersConcurrent(b *testing.B) {
 				}
 				if err := tx.InsertOutbox(ctx, &OutboxMessage{UserID: id, Kind: "new_user", Recipient: email, Subject: "s", Secret: []byte("sealed"), NextAttemptAt: now, CreatedAt: now}); err != nil {
 					return err
+				}
+				if notify {
+					if err := tx.Notify(ctx, ChannelOutbox); err != nil {
+						return err
+					}
 				}
 				for _, typ := range []string{"user.created", "admin.create_user"} {
 					if err := tx.InsertEvent(ctx, &Event{Type: typ, UserID: id, CreatedAt: now, Payload: payload, Context: payload}); err != nil {

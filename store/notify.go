@@ -81,6 +81,17 @@ func (s *Store) Listen(ctx context.Context, channel string) <-chan struct{} {
 	return c
 }
 
+// SetLog sets the logger of the store's background work (the PostgreSQL
+// notification listener reports lost connections there).
+func (s *Store) SetLog(l *slog.Logger) { s.n.log.Store(l) }
+
+func (n *notifier) logger() *slog.Logger {
+	if l := n.log.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
 // notifier fans notifications out to this process's listeners and, on
 // PostgreSQL, runs the LISTEN connection.
 type notifier struct {
@@ -99,7 +110,8 @@ type notifier struct {
 	// (0 otherwise), and how many times it has connected.
 	pid      atomic.Uint32
 	connects atomic.Int64
-	active   map[string]bool // the channels LISTENed on the current connection
+	log      atomic.Pointer[slog.Logger] // SetLog; slog.Default() until set
+	active   map[string]bool             // the channels LISTENed on the current connection
 }
 
 func newNotifier(pgURL string) *notifier {
@@ -189,7 +201,7 @@ func (n *notifier) run() {
 		if connected {
 			delay = listenRetryFirst
 		}
-		slog.Warn("store: notification listener lost its connection; workers poll until it is back", "err", err, "retry_in", delay)
+		n.logger().Warn("store: notification listener lost its connection; workers poll until it is back", "err", err, "retry_in", delay)
 		select {
 		case <-n.ctx.Done():
 			return
