@@ -74,3 +74,33 @@ func TestPostgresOutboxWakesOtherInstance(t *testing.T) {
 		t.Fatalf("A, not started, sent %d messages", n)
 	}
 }
+
+// "Retry all" pressed on A releases messages waiting out a backoff, and
+// B's worker (polling once a minute) sends them within 2 s.
+func TestPostgresRetryAllWakesOtherInstance(t *testing.T) {
+	url := pgDatabase(t)
+	slowPoll := func(c *mail.Config) { c.PollInterval = time.Minute }
+	boxA, boxB := mail.NewDevMailbox(10), mail.NewDevMailbox(10)
+	a := newEnv(t, url, boxA, slowPoll)
+	b := newEnv(t, url, boxB, slowPoll)
+	b.start()
+	// A message queued on A, due in an hour (as if waiting on a backoff).
+	a.ob.Now = func() time.Time { return time.Now().UTC().Add(time.Hour) }
+	pw := "Passw0rd-later"
+	a.createUser("later@example.com", &pw, true, false)
+	a.ob.Now = func() time.Time { return time.Now().UTC() }
+	time.Sleep(time.Second)
+	if n := len(boxB.List()); n != 0 {
+		t.Fatalf("B sent %d messages before they were due", n)
+	}
+	n, err := a.ob.RetryAll(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("retry all on A: %d, %v", n, err)
+	}
+	if !waitMail(boxB, 1, 2*time.Second) {
+		t.Fatal("message released by Retry all on A not sent by B within 2 s (B polls once a minute)")
+	}
+	if got := boxB.List()[0].To; got != "later@example.com" {
+		t.Fatalf("B sent to %q", got)
+	}
+}
