@@ -31,8 +31,9 @@ const (
 const (
 	listenRetryFirst = 100 * time.Millisecond
 	listenRetryMax   = 30 * time.Second
-	listenPingEvery  = 30 * time.Second
 )
+
+var listenPingEvery = 30 * time.Second // a variable for tests
 
 // Notify tells every instance's listeners on channel that there is work,
 // once the transaction commits (at once outside one). It is how a commit

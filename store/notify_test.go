@@ -181,3 +181,39 @@ func TestPostgresNotifyAcrossInstances(t *testing.T) {
 		t.Fatal("after the reconnect, A's notify did not wake B within 2 s")
 	}
 }
+
+// Quiet periods do not cost the listener its connection: after several
+// keep-alive pings it is still on its first connection, and a notify from
+// another instance still wakes it.
+func TestPostgresListenerSurvivesQuiet(t *testing.T) {
+	url := pgURL(t)
+	listenPingEvery = 100 * time.Millisecond
+	defer func() { listenPingEvery = 30 * time.Second }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := openURL(t, url)
+	b, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	woken := b.Listen(ctx, ChannelDeliveries)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.n.pid.Load() == 0 || !b.n.listens(ChannelDeliveries) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not connect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // about ten quiet waits and pings
+	drain(woken)
+	if err := a.Notify(ctx, ChannelDeliveries); err != nil {
+		t.Fatal(err)
+	}
+	if !waitWake(woken, 2*time.Second) {
+		t.Fatal("after quiet waits, a notify from A did not wake B")
+	}
+	if c := b.n.connects.Load(); c != 1 {
+		t.Fatalf("listener connected %d times during quiet waits, want 1", c)
+	}
+	b.Close() // before listenPingEvery is restored: its goroutine reads it
+}
