@@ -174,6 +174,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if err != nil {
 		return err
 	}
+	st.SetLog(log)
 	// The database closes last, and only once no handler can use it:
 	// drain clears closeStore when handlers outlive the shutdown bound.
 	closeStore := true

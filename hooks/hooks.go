@@ -128,6 +128,12 @@ func New(st *store.Store, serverSecret []byte, cfg Config, log *slog.Logger) (*S
 // client with.
 func (s *Service) Outbound() outbound.Policy { return s.cfg.Outbound }
 
+// notify wakes the delivery workers once tx commits: this process's and,
+// on PostgreSQL, every other instance's (store.Tx.Notify).
+func (s *Service) notify(ctx context.Context, tx *store.Tx) error {
+	return tx.Notify(ctx, store.ChannelDeliveries)
+}
+
 // Wake tells the delivery worker that new deliveries may be due.
 func (s *Service) Wake() {
 	select {
@@ -202,32 +208,39 @@ func (s *Service) record(ctx context.Context, tx *store.Tx, actor account.Actor,
 	if err != nil {
 		return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
 	}
+	// The webhooks are read before the event is written: on PostgreSQL
+	// the event insert serialises event writers until commit
+	// (store.InsertEvent), so as little as possible follows it.
+	targets := []string{only}
+	if only == "" {
+		targets = nil
+		if !AuditOnly(ev.Type) && !IsBlocking(ev.Type) && ev.Type != WebhookTest {
+			hooks, err := tx.EnabledWebhooks(ctx, store.WebhookNonBlocking)
+			if err != nil {
+				return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
+			}
+			for _, h := range hooks {
+				if h.AllEvents || slices.Contains(h.Events, ev.Type) {
+					targets = append(targets, h.ID)
+				}
+			}
+		}
+	}
 	e := store.Event{Type: ev.Type, UserID: ev.UserID, CreatedAt: now, Payload: payload, Context: cx}
 	if err := tx.InsertEvent(ctx, &e); err != nil {
 		return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
 	}
 	queued := false
-	if only != "" {
-		if _, err := tx.InsertDelivery(ctx, only, e.Seq, now); err != nil {
+	for _, id := range targets {
+		if _, err := tx.InsertDelivery(ctx, id, e.Seq, now); err != nil {
 			return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
 		}
 		queued = true
-	} else if !AuditOnly(ev.Type) && !IsBlocking(ev.Type) && ev.Type != WebhookTest {
-		hooks, err := tx.EnabledWebhooks(ctx, store.WebhookNonBlocking)
-		if err != nil {
-			return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
-		}
-		for _, h := range hooks {
-			if h.AllEvents || slices.Contains(h.Events, ev.Type) {
-				if _, err := tx.InsertDelivery(ctx, h.ID, e.Seq, now); err != nil {
-					return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
-				}
-				queued = true
-			}
-		}
 	}
 	if queued {
-		tx.AfterCommit(s.Wake)
+		if err := s.notify(ctx, tx); err != nil {
+			return 0, fmt.Errorf("hooks: record %s: %w", ev.Type, err)
+		}
 	}
 	return e.Seq, nil
 }
@@ -528,8 +541,7 @@ func (s *Service) Redeliver(ctx context.Context, actor account.Actor, webhookID 
 		if _, err := tx.InsertDelivery(ctx, webhookID, d.EventSeq, s.Now()); err != nil {
 			return err
 		}
-		tx.AfterCommit(s.Wake)
-		return nil
+		return s.notify(ctx, tx)
 	})
 }
 

@@ -26,6 +26,9 @@ func (s *Service) lease() time.Duration { return max(s.cfg.Timeout, MaxScriptTim
 // returns once in-flight attempts have ended.
 func (s *Service) Run(ctx context.Context) {
 	defer s.inflight.Wait()
+	// Commits that queue deliveries, here or on another instance sharing
+	// the PostgreSQL database, wake the worker through this.
+	notified := s.store.Listen(ctx, store.ChannelDeliveries)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -49,6 +52,7 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+		case <-notified:
 		case <-timer.C:
 		}
 	}

@@ -255,7 +255,15 @@ func (o *Outbox) queue(ctx context.Context, tx *store.Tx, kind, userID, to strin
 	if err := tx.InsertOutbox(ctx, row); err != nil {
 		return fmt.Errorf("mail: queue %s: %w", kind, err)
 	}
-	tx.AfterCommit(o.Wake)
+	return o.notify(ctx, tx)
+}
+
+// notify wakes the outbox workers once tx commits: this process's and,
+// on PostgreSQL, every other instance's (store.Tx.Notify).
+func (o *Outbox) notify(ctx context.Context, tx *store.Tx) error {
+	if err := tx.Notify(ctx, store.ChannelOutbox); err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
 	return nil
 }
 
@@ -328,8 +336,8 @@ func (o *Outbox) RetryAll(ctx context.Context) (int, error) {
 	err := o.st.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		n, err = tx.RetryAllOutbox(ctx, o.Now())
-		if n > 0 {
-			tx.AfterCommit(o.Wake)
+		if err == nil && n > 0 {
+			err = o.notify(ctx, tx)
 		}
 		return err
 	})
@@ -343,8 +351,8 @@ func (o *Outbox) RetryNow(ctx context.Context, userID string, id int64) (bool, e
 	err := o.st.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		ok, err = tx.RetryOutboxNow(ctx, id, userID, o.Now())
-		if ok {
-			tx.AfterCommit(o.Wake)
+		if err == nil && ok {
+			err = o.notify(ctx, tx)
 		}
 		return err
 	})

@@ -112,8 +112,7 @@ func (o *Outbox) queueText(ctx context.Context, tx *store.Tx, kind, userID, to, 
 	if err := tx.InsertOutbox(ctx, row); err != nil {
 		return fmt.Errorf("mail: queue %s text: %w", kind, err)
 	}
-	tx.AfterCommit(o.Wake)
-	return nil
+	return o.notify(ctx, tx)
 }
 
 // renderText builds a text message from its opened secret.

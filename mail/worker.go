@@ -32,7 +32,10 @@ func (o *Outbox) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	o.cancel, o.done, o.stop = cancel, make(chan struct{}), make(chan struct{})
-	go o.run(runCtx, o.done)
+	// Commits that queue messages, here or on another instance sharing
+	// the PostgreSQL database, wake the worker through this.
+	notified := o.st.Listen(runCtx, store.ChannelOutbox)
+	go o.run(runCtx, o.done, notified)
 	o.Wake()
 	return nil
 }
@@ -74,9 +77,9 @@ type warmer interface {
 }
 
 // run is the worker: it claims due messages while it has free senders,
-// and otherwise sleeps until woken by a commit, a finished send, the next
-// due time or the poll interval.
-func (o *Outbox) run(ctx context.Context, done chan struct{}) {
+// and otherwise sleeps until woken by a commit (notified), a finished
+// send, the next due time or the poll interval.
+func (o *Outbox) run(ctx context.Context, done chan struct{}, notified <-chan struct{}) {
 	defer close(done)
 	conc := o.cfg.Concurrency
 	finished := make(chan struct{}, conc)
@@ -159,6 +162,7 @@ func (o *Outbox) run(ctx context.Context, done chan struct{}) {
 		case <-finished:
 			inflight--
 		case <-o.wake:
+		case <-notified:
 		case <-timer.C:
 		case <-ctx.Done():
 		}
@@ -405,10 +409,16 @@ func (o *Outbox) record(m store.OutboxMessage, sendErr error) (bool, error) {
 			o.log.Info("mail: delivered", "message_id", m.ID, "kind", m.Kind, "attempts", m.Attempts)
 			if _, failing := o.failing.Load(m.Channel); failing {
 				// The server is back: the messages waiting out a backoff
-				// for the same failure go now, not in up to an hour.
+				// for the same failure go now, not in up to an hour, on
+				// every instance (the notify wakes them all).
 				n, err := tx.ReleaseOutboxBackoff(ctx, m.Channel, now)
 				if err != nil {
 					return err
+				}
+				if n > 0 {
+					if err := o.notify(ctx, tx); err != nil {
+						return err
+					}
 				}
 				tx.AfterCommit(func() {
 					o.failing.Delete(m.Channel)

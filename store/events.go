@@ -23,25 +23,57 @@ type Event struct {
 
 // InsertEvent appends an event and fills in e.Seq. Event times never go
 // back: if the clock stepped back, the event takes its predecessor's time
-// (e.CreatedAt is updated), so seq order is also time order, which the
+// (e.CreatedAt is set to the time stored), so seq order is also time order, which the
 // audit log's date filters rely on. Writes are serialised, so inside a
 // transaction this is exact.
+//
+// On PostgreSQL writes are not serialised, so the event insert is: see
+// pgEventsLock.
 func (t *Tx) InsertEvent(ctx context.Context, e *Event) error {
-	var last int64
-	err := t.q.QueryRowContext(ctx, `SELECT created_at FROM events ORDER BY seq DESC LIMIT 1`).Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return mapErr("insert event", err)
-	}
-	if ms(e.CreatedAt) < last {
-		e.CreatedAt = fromMS(last)
-	}
-	res, err := t.q.ExecContext(ctx, `INSERT INTO events (type, user_id, created_at, payload, context) VALUES (?, ?, ?, ?, ?)`,
-		e.Type, nullString(e.UserID), ms(e.CreatedAt), string(e.Payload), string(e.Context))
-	if err != nil {
-		return mapErr("insert event", err)
-	}
-	e.Seq, err = res.LastInsertId()
+	err := t.serialized(ctx, `SELECT pg_advisory_xact_lock(?)`, []any{pgEventsLock}, func(t *Tx) error {
+		return t.insertEvent(ctx, e)
+	})
 	return mapErr("insert event", err)
+}
+
+// pgEventsLock is the transaction-level advisory lock key that event
+// inserts take on PostgreSQL, just before the insert, and hold until their
+// transaction ends.
+//
+// seq comes from an identity sequence, which hands out numbers in the
+// order nextval is called, not the order transactions commit: without the
+// lock, an event with seq 10 can commit after one with seq 11, and a
+// reader paging forward (seq > last) that has already seen 11 never sees
+// 10. Under the lock, the sequence number is taken, and the transaction
+// commits, before the next event writer may take its own; PostgreSQL
+// releases transaction locks after the commit is visible, so whenever a
+// reader sees seq n, every smaller seq is already committed (or rolled
+// back, a gap that stays a gap). The latest created_at read below is then
+// exact across instances too, as it is on SQLite.
+//
+// The alternative, a "committed up to" bound that readers must respect
+// (the oldest in-flight seq, from a table of open writers or
+// pg_snapshot_xmin), would keep writers parallel but burden every reader
+// and need its own bookkeeping; events are written last in their
+// transactions (the change, then its event and deliveries, then commit),
+// so the serialised window is short: the measured cost is in
+// docs/scale-out.md. A transaction writing several events takes the lock
+// once and keeps it (advisory locks nest).
+const pgEventsLock = 0x6576656e7473 // "events"
+
+// insertEvent reads the latest event's time and inserts in one statement,
+// one round trip inside the serialised window.
+func (t *Tx) insertEvent(ctx context.Context, e *Event) error {
+	var created int64
+	err := t.q.QueryRowContext(ctx, `INSERT INTO events (type, user_id, created_at, payload, context)
+		VALUES (?, ?, `+t.greatest()+`(?, COALESCE((SELECT created_at FROM events ORDER BY seq DESC LIMIT 1), 0)), ?, ?)
+		RETURNING seq, created_at`,
+		e.Type, nullString(e.UserID), ms(e.CreatedAt), string(e.Payload), string(e.Context)).Scan(&e.Seq, &created)
+	if err != nil {
+		return err
+	}
+	e.CreatedAt = fromMS(created)
+	return nil
 }
 
 const eventCols = `seq, type, COALESCE(user_id, ''), created_at, payload, context`

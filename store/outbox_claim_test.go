@@ -179,11 +179,34 @@ func TestPostgresDeliveryClaimSharedByInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each claim is sent and recorded at once. At no time may a webhook
+	// have two deliveries in flight (across instances too), and each
+	// webhook's deliveries go out in order.
+	var mu sync.Mutex
+	inFlight := map[string]bool{}
+	lastID := map[string]int64{}
 	claimed := claimConcurrently(t, stores, 6, func(s *Store) ([]int64, error) {
-		got, err := s.ClaimDueDeliveries(ctx, now, time.Hour, 10, nil)
+		got, err := s.ClaimDueDeliveries(ctx, now, time.Hour, 3, nil)
 		ids := make([]int64, len(got))
+		mu.Lock()
 		for i, c := range got {
 			ids[i] = c.ID
+			if inFlight[c.WebhookID] {
+				t.Errorf("webhook %s: delivery %d claimed while another is in flight", c.WebhookID, c.ID)
+			}
+			if c.ID <= lastID[c.WebhookID] {
+				t.Errorf("webhook %s: delivery %d claimed after %d", c.WebhookID, c.ID, lastID[c.WebhookID])
+			}
+			inFlight[c.WebhookID], lastID[c.WebhookID] = true, c.ID
+		}
+		mu.Unlock()
+		for _, c := range got {
+			mu.Lock()
+			inFlight[c.WebhookID] = false
+			mu.Unlock()
+			if err := s.FinishDeliveryAttempt(ctx, c.ID, DeliveryResult{Status: DeliverySucceeded, Attempts: 1, At: now}); err != nil {
+				return nil, err
+			}
 		}
 		return ids, err
 	})
@@ -195,6 +218,92 @@ func TestPostgresDeliveryClaimSharedByInstances(t *testing.T) {
 			t.Fatalf("delivery %d claimed %d times", id, c)
 		}
 	}
+}
+
+// On PostgreSQL a webhook with a delivery in flight on one instance is
+// skipped by the others' claims until that attempt is recorded (then the
+// next is claimable) or its lease ends; NextDeliveryDue on the other
+// instance reports the lease's end, not "now", so its worker does not spin.
+func TestPostgresDeliveryBusyAcrossInstances(t *testing.T) {
+	url := pgURL(t)
+	ctx := context.Background()
+	a := openURL(t, url)
+	b := openURL(t, url)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var ids []int64
+	err := a.InTx(ctx, func(tx *Tx) error {
+		e := &Event{Type: "user.created", CreatedAt: now, Payload: []byte(`{}`), Context: []byte(`{}`)}
+		if err := tx.InsertEvent(ctx, e); err != nil {
+			return err
+		}
+		if err := tx.InsertWebhook(ctx, Webhook{ID: "w", URL: "http://127.0.0.1/", Kind: "non_blocking", AllEvents: true, Enabled: true, Secret: []byte{0}, CreatedAt: now, UpdatedAt: now}); err != nil {
+			return err
+		}
+		for range 3 {
+			id, err := tx.InsertDelivery(ctx, "w", e.Seq, now)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := time.Minute
+	got, err := a.ClaimDueDeliveries(ctx, now, lease, 10, nil)
+	if err != nil || len(got) != 1 || got[0].ID != ids[0] {
+		t.Fatalf("A's claim: %+v, %v; want delivery %d", got, err, ids[0])
+	}
+	if got, err := b.ClaimDueDeliveries(ctx, now, lease, 10, nil); err != nil || len(got) != 0 {
+		t.Fatalf("B claimed %+v (%v) while A has the webhook's delivery in flight", got, err)
+	}
+	next, err := b.NextDeliveryDue(ctx, nil)
+	if err != nil || next == nil || !next.Equal(now.Add(lease)) {
+		t.Fatalf("B's next due = %v, %v; want the end of A's lease %v", next, err, now.Add(lease))
+	}
+	// A records the attempt and chains to the next delivery: still busy.
+	var chained int64
+	err = a.InTx(ctx, func(tx *Tx) error {
+		if err := tx.FinishDeliveryAttempt(ctx, ids[0], DeliveryResult{Status: DeliverySucceeded, Attempts: 1, At: now}); err != nil {
+			return err
+		}
+		chained, err = tx.ClaimNextDelivery(ctx, "w", now, lease)
+		return err
+	})
+	if err != nil || chained != ids[1] {
+		t.Fatalf("chain: %d, %v; want %d", chained, err, ids[1])
+	}
+	if got, err := b.ClaimDueDeliveries(ctx, now, lease, 10, nil); err != nil || len(got) != 0 {
+		t.Fatalf("B claimed %+v (%v) while A's chained delivery is in flight", got, err)
+	}
+	// A records without chaining: B may take the last one.
+	if err := a.FinishDeliveryAttempt(ctx, ids[1], DeliveryResult{Status: DeliverySucceeded, Attempts: 1, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.ClaimDueDeliveries(ctx, now, lease, 10, nil); err != nil || len(got) != 1 || got[0].ID != ids[2] {
+		t.Fatalf("B's claim after A finished: %+v, %v; want %d", got, err, ids[2])
+	}
+	// B crashes: after its lease A may claim again (the delivery itself
+	// is due again then too).
+	later := now.Add(lease + time.Second)
+	if got, err := a.ClaimDueDeliveries(ctx, now.Add(lease-time.Second), lease, 10, nil); err != nil || len(got) != 0 {
+		t.Fatalf("A claimed %+v (%v) before B's lease ended", got, err)
+	}
+	if got, err := a.ClaimDueDeliveries(ctx, later, lease, 10, nil); err != nil || len(got) != 1 || got[0].ID != ids[2] {
+		t.Fatalf("A's claim after B's lease: %+v, %v; want %d", got, err, ids[2])
+	}
+}
+
+func openURL(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // claimConcurrently runs workers goroutines, spread over stores in turn,

@@ -75,8 +75,8 @@ func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
-	s := &Store{db: db, pg: true, writeTimeout: o.WriteTimeout}
-	s.Tx = Tx{q: pgQueryer{db}}
+	s := &Store{db: db, pg: true, writeTimeout: o.WriteTimeout, n: newNotifier(url)}
+	s.Tx = Tx{q: pgQueryer{db}, n: s.n}
 	if err := s.migratePG(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -137,7 +137,7 @@ func (s *Store) inTxPG(ctx context.Context, fn func(tx *Tx) error) ([]func(), er
 		return nil, mapErr("begin", err)
 	}
 	var after []func()
-	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after}
+	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after, n: s.n}
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return nil, err
@@ -200,7 +200,7 @@ func (t *Tx) serialized(ctx context.Context, lockSQL string, lockArgs []any, fn 
 	}
 	defer sqlTx.Rollback()
 	var after []func()
-	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after}
+	tx := &Tx{q: pgQueryer{sqlTx}, inTx: true, afterCommit: &after, n: t.n}
 	if err := lock(tx); err != nil {
 		return err
 	}
@@ -228,24 +228,3 @@ const pgClaimOutbox = `UPDATE mail_outbox SET status = 'sending', lease_until = 
 		ORDER BY id LIMIT ?
 		FOR UPDATE SKIP LOCKED)
 	RETURNING ` + outboxCols
-
-// pgClaimDueDeliveries is ClaimDueDeliveries's statement on PostgreSQL,
-// with the same arguments (lease end, now, the skipped webhooks, limit);
-// only the statement differs, the scan is shared. Each webhook's
-// oldest due delivery is locked FOR UPDATE SKIP LOCKED, so two instances
-// claiming at once never take the same delivery: one another instance is
-// claiming is skipped, and one it has claimed (its next_attempt_at pushed
-// past now) is re-checked and dropped. Across instances a webhook may then
-// have two deliveries in flight at once (one per instance); within one
-// instance the skip list still keeps it to one.
-func pgClaimDueDeliveries(notIn string) string {
-	return `UPDATE webhook_deliveries SET next_attempt_at = ?
-		WHERE id IN (SELECT d.id FROM webhooks w
-			CROSS JOIN LATERAL (SELECT dd.id FROM webhook_deliveries dd
-				WHERE dd.webhook_id = w.id AND dd.status = 'pending' AND dd.next_attempt_at <= ?
-				ORDER BY dd.next_attempt_at, dd.id LIMIT 1
-				FOR UPDATE SKIP LOCKED) d
-			WHERE 1 = 1` + notIn + `
-			ORDER BY d.id LIMIT ?)
-		RETURNING id, webhook_id`
-}

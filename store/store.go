@@ -41,6 +41,7 @@ type Tx struct {
 	q           queryer
 	inTx        bool
 	afterCommit *[]func()
+	n           *notifier // Notify's listeners (notify.go)
 }
 
 // Store is the SQLite database. Its embedded Tx runs queries outside any
@@ -63,6 +64,7 @@ type Store struct {
 	// pg: the database is PostgreSQL (postgres.go); db is then the one
 	// pool for reads and writes, rdb is nil and wsem unused.
 	pg bool
+	n  *notifier // Listen and Notify (notify.go)
 }
 
 // Options tune Open; the zero value gives the defaults.
@@ -154,8 +156,8 @@ func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, wsem: make(chan struct{}, 1), writeTimeout: o.WriteTimeout}
-	s.Tx = Tx{q: routed{s}}
+	s := &Store{db: db, wsem: make(chan struct{}, 1), writeTimeout: o.WriteTimeout, n: newNotifier("")}
+	s.Tx = Tx{q: routed{s}, n: s.n}
 	// Migrations first: the read connections must not see (or, with
 	// query_only, try to create) a half-made schema.
 	if err := s.migrate(ctx); err != nil {
@@ -192,6 +194,9 @@ func cloneValues(v url.Values) url.Values {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.n != nil {
+		s.n.close()
+	}
 	var rerr error
 	if s.rdb != nil {
 		rerr = s.rdb.Close()
@@ -394,7 +399,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) ([]func(), erro
 		return nil, mapErr("begin", err)
 	}
 	var after []func()
-	tx := &Tx{q: sqlTx, inTx: true, afterCommit: &after}
+	tx := &Tx{q: sqlTx, inTx: true, afterCommit: &after, n: s.n}
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return nil, err

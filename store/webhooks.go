@@ -188,7 +188,7 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.D
 			WHERE did IS NOT NULL ORDER BY did LIMIT ?)
 		RETURNING id, webhook_id`
 	if t.pg() {
-		query = pgClaimDueDeliveries(notIn)
+		query, args = pgClaimDueDeliveries(notIn), pgClaimArgs(ms(now), ms(now.Add(lease)), skipArgs, limit)
 	}
 	rows, err := t.q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -215,7 +215,13 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now time.Time, lease time.D
 func (t *Tx) NextDeliveryDue(ctx context.Context, skip []string) (*time.Time, error) {
 	var v sql.NullInt64
 	notIn, args := notInClause("webhook_id", skip)
-	err := t.q.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'`+notIn, args...).Scan(&v)
+	query := `SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'` + notIn
+	if t.pg() {
+		// Webhooks busy on another instance count from when they are free.
+		notIn, _ = notInClause("w.id", skip)
+		query = pgNextDeliveryDue(notIn)
+	}
+	err := t.q.QueryRowContext(ctx, query, args...).Scan(&v)
 	return timePtr(v), mapErr("next delivery due", err)
 }
 
@@ -255,6 +261,9 @@ func (t *Tx) FinishDeliveryAttempt(ctx context.Context, id int64, r DeliveryResu
 	_, err := t.q.ExecContext(ctx, `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?,
 		last_status_code = ?, last_latency_ms = ?, last_error = ?, updated_at = ? WHERE id = ?`,
 		r.Status, r.Attempts, nullTime(r.NextAt), code, r.Latency.Milliseconds(), nullString(r.Error), ms(r.At), id)
+	if err == nil {
+		err = t.releaseWebhookOf(ctx, id) // see webhooks_busy.go
+	}
 	return mapErr("finish delivery", err)
 }
 

@@ -21,7 +21,13 @@ func (t *Tx) ClaimNextDelivery(ctx context.Context, webhookID string, now time.T
 			ORDER BY d.next_attempt_at, d.id LIMIT 1)
 		RETURNING id`, ms(now.Add(lease)), webhookID, ms(now)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		err, id = nil, 0
 	}
-	return id, mapErr("claim next delivery", err)
+	if err == nil {
+		err = t.markWebhookBusy(ctx, webhookID, id != 0, now.Add(lease)) // see webhooks_busy.go
+	}
+	if err != nil {
+		return 0, mapErr("claim next delivery", err)
+	}
+	return id, nil
 }

@@ -1,0 +1,11 @@
+-- One delivery in flight per webhook across instances (PostgreSQL only).
+--
+-- busy_until is set, to the end of the claim's lease, by the instance that
+-- claims one of the webhook's deliveries, and cleared when it records the
+-- attempt (unless it claims the next one in the same transaction). Other
+-- instances skip a webhook while busy_until is in the future, so a
+-- receiver gets a webhook's events one at a time, in order, whichever
+-- instance sends them; a crashed instance's claim frees the webhook when
+-- its lease ends. On SQLite (one process) the worker's own list of busy
+-- webhooks does this.
+ALTER TABLE webhooks ADD COLUMN busy_until BIGINT;
