@@ -142,7 +142,7 @@ func chooseSecret(ctx context.Context, src *store.Snapshot, envSecret string) (m
 		if env != nil {
 			return migrationSecret{}, errors.New("neither the LATCHKEY_SECRET_KEY given nor the secret kept in the database opens the OpenID Connect signing keys; run the command with the LATCHKEY_SECRET_KEY the SQLite server runs with. Nothing was changed")
 		}
-		return migrationSecret{}, errors.New("the secret kept in the database does not open the OpenID Connect signing keys, so the SQLite server runs with LATCHKEY_SECRET_KEY: run the command with that LATCHKEY_SECRET_KEY set. Nothing was changed")
+		return migrationSecret{}, errors.New("the SQLite server runs with a LATCHKEY_SECRET_KEY (the database's signing keys need it): run this command with that LATCHKEY_SECRET_KEY set. Nothing was changed")
 	case env != nil:
 		return migrationSecret{advice: keepEnv}, nil
 	case stored != nil:

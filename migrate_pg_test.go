@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -333,3 +334,151 @@ func TestMigrateToPostgres(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestMigrateToPostgresRefuses: a missing source, an unreachable target,
+// a target with data or with other tables, the wrong secret and a copy
+// that fails half-way each end with a clear error, leave the SQLite file
+// as it was and write nothing into PostgreSQL (or leave it empty).
+func TestMigrateToPostgresRefuses(t *testing.T) {
+	ctx := context.Background()
+	pg := startPG(t)
+	const secret = "the SQLite server's own secret key, 40+ chars"
+	app := startApp(t, map[string]string{"LATCHKEY_SECRET_KEY": secret})
+	p := newPortalClient(t, app.URL)
+	p.signIn()
+	p.get("/portal/users/new")
+	if code, _, _ := p.post("/portal/users", url.Values{"loginIDKey": {"email"}, "loginID": {"bo@example.com"}, "passwordMode": {"manual"},
+		"password": {"Bo's own passw0rd"}}); code != http.StatusSeeOther {
+		t.Fatalf("create user: %d", code)
+	}
+	app.stop()
+	src := app.DB
+	hash := fileHash(t, src)
+	withSecret := map[string]string{"LATCHKEY_SECRET_KEY": secret}
+	noTables := func(u string) {
+		t.Helper()
+		if err := store.CheckPostgresTarget(ctx, u); err != nil {
+			t.Fatalf("target not left empty: %v", err)
+		}
+		if n := countTables(t, u); n != 0 {
+			t.Fatalf("target has %d tables; want none written", n)
+		}
+	}
+	want := func(code int, stderr string, wantCode int, has string) {
+		t.Helper()
+		t.Logf("exit %d: %s", code, stderr)
+		if code != wantCode || !strings.Contains(stderr, has) {
+			t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, wantCode, stderr, has)
+		}
+	}
+
+	target := newPGDatabase(t, pg)
+	code, _, stderr := runMigrate(t, withSecret, "--from", src+".missing", "--to", target)
+	want(code, stderr, 1, "no SQLite database at "+src+".missing")
+	noTables(target)
+	code, _, stderr = runMigrate(t, withSecret, "--from", src)
+	want(code, stderr, 2, "give both --from FILE and --to")
+	code, _, stderr = runMigrate(t, withSecret, "--from", src, "--to", "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=3")
+	want(code, stderr, 1, "cannot reach the PostgreSQL database")
+	if strings.Contains(stderr, secret) {
+		t.Fatal("the secret in an error message")
+	}
+	// The secret: without it, or with another one, the signing keys do
+	// not open and nothing is copied.
+	code, _, stderr = runMigrate(t, nil, "--from", src, "--to", target)
+	want(code, stderr, 1, "run this command with that LATCHKEY_SECRET_KEY set")
+	code, _, stderr = runMigrate(t, map[string]string{"LATCHKEY_SECRET_KEY": strings.Repeat("w", 40)}, "--from", src, "--to", target)
+	want(code, stderr, 1, "neither the LATCHKEY_SECRET_KEY given nor the secret kept in the database opens")
+	noTables(target)
+
+	// A database with tables that are not Latchkey's is left alone.
+	foreign := newPGDatabase(t, pg)
+	execPG(t, foreign, `CREATE TABLE invoices (id INT PRIMARY KEY)`)
+	code, _, stderr = runMigrate(t, withSecret, "--from", src, "--to", foreign)
+	want(code, stderr, 1, "holds tables that are not Latchkey's (invoices)")
+	if n := countTables(t, foreign); n != 1 {
+		t.Fatalf("%d tables in the foreign database after the refusal", n)
+	}
+
+	// A copy that fails half-way (a row PostgreSQL's foreign keys refuse)
+	// rolls back whole: the schema is there, no row is.
+	broken := t.TempDir() + "/broken.db"
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(broken, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	execSQLite(t, broken, `INSERT INTO passwords (user_id, hash, created_at, updated_at) VALUES ('no-such-user', 'x', 1, 1)`)
+	half := newPGDatabase(t, pg)
+	code, _, stderr = runMigrate(t, withSecret, "--from", broken, "--to", half)
+	want(code, stderr, 1, "rolled back: the PostgreSQL database holds no rows")
+	if !strings.Contains(stderr, "copy passwords") {
+		t.Fatalf("the error does not name the table: %s", stderr)
+	}
+	if err := store.CheckPostgresTarget(ctx, half); err != nil {
+		t.Fatalf("after the failed copy: %v", err)
+	}
+
+	// The right secret: the copy goes through, into a database that holds
+	// Latchkey's schema and no rows too ...
+	code, stdout, stderr := runMigrate(t, withSecret, "--from", src, "--to", half)
+	if code != 0 || !strings.Contains(stdout, "Set that same LATCHKEY_SECRET_KEY on every PostgreSQL instance") || strings.Contains(stdout, secret) {
+		t.Fatalf("migrate: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// ... and not a second time: the target has data now.
+	code, _, stderr = runMigrate(t, withSecret, "--from", src, "--to", half)
+	want(code, stderr, 1, "already holds Latchkey data (rows in ")
+	st, err := store.Open(ctx, half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if n, err := st.CountUsers(ctx); err != nil || n != 1 {
+		t.Fatalf("users after the refused second copy: %d, %v", n, err)
+	}
+	if fileHash(t, src) != hash {
+		t.Fatal("the SQLite file changed")
+	}
+}
+
+// countTables counts the tables in the PostgreSQL database at u.
+func countTables(t *testing.T, u string) int {
+	t.Helper()
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func execPG(t *testing.T, u, q string) {
+	t.Helper()
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// execSQLite runs q on the SQLite file at path with foreign keys off.
+func execSQLite(t *testing.T, path, q string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatal(err)
+	}
+}

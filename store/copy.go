@@ -430,7 +430,7 @@ func (s *Store) CopyFromSnapshot(ctx context.Context, src *Snapshot) ([]TableCou
 		if errors.Is(err, ErrTargetNotEmpty) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("store: copy: %w (nothing was written to the PostgreSQL database)", err)
+		return nil, fmt.Errorf("store: copy: %w (rolled back: the PostgreSQL database holds no rows, only Latchkey's empty schema, and the copy can be run again)", err)
 	}
 	return counts, nil
 }
