@@ -414,8 +414,18 @@ func TestMigrateToPostgresRefuses(t *testing.T) {
 	half := newPGDatabase(t, pg)
 	code, _, stderr = runMigrate(t, withSecret, "--from", broken, "--to", half)
 	want(code, stderr, 1, "rolled back: the PostgreSQL database holds no rows")
-	if !strings.Contains(stderr, "copy passwords") {
+	if !strings.Contains(stderr, "foreign key passwords_user_id_fkey of passwords") {
 		t.Fatalf("the error does not name the table: %s", stderr)
+	}
+	// The indexes and foreign keys dropped for the copy are back.
+	fresh := newPGDatabase(t, pg)
+	if s, err := store.Open(ctx, fresh); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
+	if a, b := countSchema(t, half), countSchema(t, fresh); a != b {
+		t.Fatalf("schema after the failed copy: %s; freshly migrated: %s", a, b)
 	}
 	if err := store.CheckPostgresTarget(ctx, half); err != nil {
 		t.Fatalf("after the failed copy: %v", err)
@@ -426,6 +436,9 @@ func TestMigrateToPostgresRefuses(t *testing.T) {
 	code, stdout, stderr := runMigrate(t, withSecret, "--from", src, "--to", half)
 	if code != 0 || !strings.Contains(stdout, "Set that same LATCHKEY_SECRET_KEY on every PostgreSQL instance") || strings.Contains(stdout, secret) {
 		t.Fatalf("migrate: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if a, b := countSchema(t, half), countSchema(t, fresh); a != b {
+		t.Fatalf("schema after the copy: %s; freshly migrated: %s", a, b)
 	}
 	// ... and not a second time: the target has data now.
 	code, _, stderr = runMigrate(t, withSecret, "--from", src, "--to", half)
@@ -481,4 +494,23 @@ func execSQLite(t *testing.T, path, q string) {
 	if _, err := db.Exec(q); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countSchema describes the indexes and constraints of the database at u.
+func countSchema(t *testing.T, u string) string {
+	t.Helper()
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var idx, cons int
+	if err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema()),
+		(SELECT COUNT(*) FROM pg_constraint WHERE connamespace = current_schema()::regnamespace)`).Scan(&idx, &cons); err != nil {
+		t.Fatal(err)
+	}
+	if idx < 20 || cons < 20 {
+		t.Fatalf("only %d indexes and %d constraints", idx, cons)
+	}
+	return strconv.Itoa(idx) + " indexes, " + strconv.Itoa(cons) + " constraints"
 }

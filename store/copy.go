@@ -42,9 +42,11 @@ var copyNotCopied = map[string]bool{
 // PostgreSQL migrations that created them do for existing data. Each runs
 // only when its table exists on the target.
 var copyRebuild = []struct{ table, sql string }{
-	{"login_id_grams", `INSERT INTO login_id_grams (gram, user_seq)
+	{"login_id_grams", `ALTER TABLE login_id_grams DROP CONSTRAINT login_id_grams_pkey;
+		INSERT INTO login_id_grams (gram, user_seq)
 		SELECT DISTINCT substr(i.value_norm, p.pos, 3), u.seq
-		FROM identities i JOIN users u ON u.id = i.user_id JOIN gram_positions p ON p.pos <= length(i.value_norm) - 2`},
+		FROM identities i JOIN users u ON u.id = i.user_id JOIN gram_positions p ON p.pos <= length(i.value_norm) - 2;
+		ALTER TABLE login_id_grams ADD CONSTRAINT login_id_grams_pkey PRIMARY KEY (gram, user_seq)`},
 	{"gram_counts", `INSERT INTO gram_counts (gram, n) SELECT gram, COUNT(*) FROM login_id_grams GROUP BY gram`},
 }
 
@@ -473,10 +475,7 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 	if err != nil {
 		return nil, err
 	}
-	var locked []string
-	for _, t := range order {
-		locked = append(locked, quoteIdent(t))
-	}
+	locked := quoted(order)
 	for _, r := range copyRebuild {
 		if _, ok := sc.cols[r.table]; ok {
 			locked = append(locked, quoteIdent(r.table))
@@ -500,12 +499,28 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 	if len(full) > 0 {
 		return nil, fmt.Errorf("%w: it already holds Latchkey data (rows in %s); copy only into an empty database", ErrTargetNotEmpty, strings.Join(full, ", "))
 	}
+	// Memory for the rebuild's DISTINCT and the index builds, for this
+	// transaction only (the defaults would sort on disk).
+	// (JIT compiling costs more than it saves on these one-off statements.)
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL jit = off`); err != nil {
+		return nil, err
+	}
 	// Rows arrive as they are: triggers that derive data (the search
 	// postings) would derive it again row by row; it is rebuilt below.
 	for _, t := range locked {
 		if _, err := tx.Exec(ctx, `ALTER TABLE `+t+` DISABLE TRIGGER USER`); err != nil {
 			return nil, fmt.Errorf("hold off the triggers of %s: %w", t, err)
 		}
+	}
+	// As pg_restore does: secondary indexes and foreign keys are dropped
+	// for the copy and made again after it (one sorted build, one
+	// validating join each), which is much faster than keeping them up to
+	// date row by row. Primary keys and unique constraints stay, so a
+	// duplicate is still refused as it arrives. All of it is inside the
+	// transaction: a failure leaves the schema as it was.
+	deferred, err := dropDeferrable(ctx, tx, order)
+	if err != nil {
+		return nil, err
 	}
 	for _, t := range order {
 		cols := srcTables[t]
@@ -547,12 +562,24 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 		}
 		counts = append(counts, tc)
 	}
+	for _, d := range deferred {
+		if _, err := tx.Exec(ctx, d.create); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.what, err)
+		}
+	}
+	// Statistics for the copied rows, so that the rebuild (and the first
+	// queries of the instances) are planned for their real sizes.
+	if _, err := tx.Exec(ctx, `ANALYZE `+strings.Join(quoted(order), ", ")); err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
 	for _, r := range copyRebuild {
 		if _, ok := sc.cols[r.table]; !ok {
 			continue
 		}
-		if _, err := tx.Exec(ctx, r.sql); err != nil {
-			return nil, fmt.Errorf("rebuild %s: %w", r.table, err)
+		for _, q := range strings.Split(r.sql, ";") {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return nil, fmt.Errorf("rebuild %s: %w", r.table, err)
+			}
 		}
 		tc := TableCount{Table: r.table, Note: "rebuilt from identities"}
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+quoteIdent(r.table)).Scan(&tc.Target); err != nil {
@@ -565,6 +592,9 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 			if tc.Source != tc.Target {
 				return nil, fmt.Errorf("verify %s: %d rows in SQLite, %d rebuilt in PostgreSQL", r.table, tc.Source, tc.Target)
 			}
+		}
+		if _, err := tx.Exec(ctx, `ANALYZE `+quoteIdent(r.table)); err != nil {
+			return nil, fmt.Errorf("analyze: %w", err)
 		}
 		counts = append(counts, tc)
 	}
@@ -596,6 +626,65 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 	return counts, nil
 }
 
+// deferredDDL is an index or foreign key dropped for the copy.
+type deferredDDL struct{ what, create string }
+
+// dropDeferrable drops the secondary indexes (those behind no constraint)
+// and the foreign keys of tables, returning the statements that make them
+// again: indexes first, then foreign keys (which validate the rows).
+func dropDeferrable(ctx context.Context, tx pgx.Tx, tables []string) ([]deferredDDL, error) {
+	var idx, fks []deferredDDL
+	var drops []string
+	rows, err := tx.Query(ctx, `SELECT i.indexname, i.indexdef FROM pg_indexes i
+		WHERE i.schemaname = current_schema() AND i.tablename = ANY($1)
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = current_schema()::regnamespace)
+		ORDER BY i.tablename, i.indexname`, tables)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		idx = append(idx, deferredDDL{what: "make index " + name, create: def})
+		drops = append(drops, `DROP INDEX `+quoteIdent(name))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, `SELECT ch.relname, k.conname, pg_get_constraintdef(k.oid)
+		FROM pg_constraint k JOIN pg_class ch ON ch.oid = k.conrelid
+		WHERE k.contype = 'f' AND ch.relnamespace = current_schema()::regnamespace AND ch.relname = ANY($1)
+		ORDER BY ch.relname, k.conname`, tables)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var table, name, def string
+		if err := rows.Scan(&table, &name, &def); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		fks = append(fks, deferredDDL{what: "check the foreign key " + name + " of " + table,
+			create: `ALTER TABLE ` + quoteIdent(table) + ` ADD CONSTRAINT ` + quoteIdent(name) + ` ` + def})
+		// Foreign keys go first: an index may not be dropped under one.
+		drops = append([]string{`ALTER TABLE ` + quoteIdent(table) + ` DROP CONSTRAINT ` + quoteIdent(name)}, drops...)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, d := range drops {
+		if _, err := tx.Exec(ctx, d); err != nil {
+			return nil, fmt.Errorf("%s: %w", d, err)
+		}
+	}
+	return append(idx, fks...), nil
+}
+
 func findCol(cols []pgColumn, name string) *pgColumn {
 	for i := range cols {
 		if cols[i].name == name {
@@ -603,6 +692,14 @@ func findCol(cols []pgColumn, name string) *pgColumn {
 		}
 	}
 	return nil
+}
+
+func quoted(names []string) []string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quoteIdent(n)
+	}
+	return q
 }
 
 func joinQuoted(cols []string) string {

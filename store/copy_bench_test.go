@@ -6,6 +6,32 @@ import (
 	"testing"
 )
 
+// fillCopyUsers gives s n users in SQL alone: an email for each (the
+// search triggers add its postings), a phone number for every fourth, a
+// password hash and a user.created event for each.
+func fillCopyUsers(tb testing.TB, s *Store, n int) {
+	tb.Helper()
+	for _, q := range []string{
+		`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+		INSERT INTO users (id, created_at, updated_at, name) SELECT printf('00000000-0000-4000-8000-%012d', i), 1700000000000 + i, 1700000000000 + i, 'User ' || i FROM n`,
+		`INSERT INTO identities (id, user_id, kind, value, value_norm, created_at)
+		SELECT 'e' || seq, id, 'email', 'user.' || seq || '@example' || (seq % 50) || '.com', 'user.' || seq || '@example' || (seq % 50) || '.com', created_at FROM users`,
+		`INSERT INTO identities (id, user_id, kind, value, value_norm, created_at)
+		SELECT 'p' || seq, id, 'phone', printf('+1415%07d', seq), printf('+1415%07d', seq), created_at FROM users WHERE seq % 4 = 0`,
+		`INSERT INTO passwords (user_id, hash, created_at, updated_at) SELECT id, '$2a$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234', created_at, created_at FROM users`,
+		`INSERT INTO events (type, user_id, created_at, payload, context)
+		SELECT 'user.created', id, created_at, '{"user":{"id":"' || id || '"}}', '{"triggered_by":"admin_api"}' FROM users`,
+	} {
+		var args []any
+		if len(q) > 0 && q[0] == 'W' {
+			args = append(args, n)
+		}
+		if _, err := s.DB().Exec(q, args...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkCopyToPostgres100k is `latchkey migrate-to-postgres` on a
 // database of 100,000 users (with their identities, a third with
 // passwords, and one event each): the copy into an empty PostgreSQL
@@ -19,11 +45,7 @@ func BenchmarkCopyToPostgres100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fillSearchUsers(b, s, 100_000)
-	if _, err := s.DB().Exec(`INSERT INTO events (type, user_id, created_at, payload, context)
-		SELECT 'user.created', id, created_at, '{"user":{"id":"' || id || '"}}', '{"triggered_by":"admin_api"}' FROM users`); err != nil {
-		b.Fatal(err)
-	}
+	fillCopyUsers(b, s, 100_000)
 	s.Close()
 	src, err := OpenSnapshot(ctx, path)
 	if err != nil {
