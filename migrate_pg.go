@@ -67,7 +67,7 @@ func migrateToPostgresCmd(ctx context.Context, args []string, getenv func(string
 	}
 
 	target := store.RedactDB(*to)
-	if err := store.CheckPostgresTarget(ctx, *to); err != nil {
+	if err := store.CheckPostgresTarget(ctx, *to, src); err != nil {
 		if errors.Is(err, store.ErrTargetNotEmpty) {
 			return fmt.Errorf("%s: %w; nothing was changed", target, err)
 		}

@@ -357,7 +357,7 @@ func TestMigrateToPostgresRefuses(t *testing.T) {
 	withSecret := map[string]string{"LATCHKEY_SECRET_KEY": secret}
 	noTables := func(u string) {
 		t.Helper()
-		if err := store.CheckPostgresTarget(ctx, u); err != nil {
+		if err := store.CheckPostgresTarget(ctx, u, nil); err != nil {
 			t.Fatalf("target not left empty: %v", err)
 		}
 		if n := countTables(t, u); n != 0 {
@@ -427,7 +427,7 @@ func TestMigrateToPostgresRefuses(t *testing.T) {
 	if a, b := countSchema(t, half), countSchema(t, fresh); a != b {
 		t.Fatalf("schema after the failed copy: %s; freshly migrated: %s", a, b)
 	}
-	if err := store.CheckPostgresTarget(ctx, half); err != nil {
+	if err := store.CheckPostgresTarget(ctx, half, nil); err != nil {
 		t.Fatalf("after the failed copy: %v", err)
 	}
 

@@ -331,11 +331,20 @@ func (sc *pgSchema) order(tables []string) ([]string, error) {
 }
 
 // CheckPostgresTarget connects to the PostgreSQL database at dbURL without
-// changing anything and reports whether Latchkey may copy into it: it must
-// hold no tables at all, or Latchkey's schema with no rows (the migration
-// bookkeeping and seed tables aside). It returns ErrTargetNotEmpty (with
-// what it found) otherwise, and a connection error as it is.
-func CheckPostgresTarget(ctx context.Context, dbURL string) error {
+// changing anything and reports whether Latchkey may copy src into it: it
+// must hold no tables at all, or Latchkey's schema with no rows in the
+// tables the copy fills (the migration bookkeeping and seed tables, and
+// tables only PostgreSQL has, aside). It returns ErrTargetNotEmpty (with
+// what it found) otherwise, and a connection error as it is. A nil src
+// checks every table.
+func CheckPostgresTarget(ctx context.Context, dbURL string, src *Snapshot) error {
+	var srcTables map[string][]string
+	if src != nil {
+		var err error
+		if srcTables, err = src.tables(ctx); err != nil {
+			return fmt.Errorf("store: read the SQLite schema: %w", err)
+		}
+	}
 	db, err := sql.Open("pgx", dbURL)
 	if err != nil {
 		return fmt.Errorf("store: connect to %s: %w", RedactDB(dbURL), err)
@@ -376,7 +385,7 @@ func CheckPostgresTarget(ctx context.Context, dbURL string) error {
 	}
 	var full []string
 	for _, t := range tables {
-		if copyNotCopied[t] {
+		if _, ok := srcTables[t]; copyNotCopied[t] || (src != nil && !ok) {
 			continue
 		}
 		var has bool

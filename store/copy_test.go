@@ -202,7 +202,7 @@ func TestCopyRefusesWhatItCannotCopy(t *testing.T) {
 	if _, err := copyInto(t, extra, url); err == nil || !strings.Contains(err.Error(), "table only_here (1 rows) has no counterpart on PostgreSQL") {
 		t.Fatalf("a table PostgreSQL lacks: %v", err)
 	}
-	if err := CheckPostgresTarget(ctx, url); err != nil {
+	if err := CheckPostgresTarget(ctx, url, nil); err != nil {
 		t.Fatalf("the target after the refused copy: %v", err)
 	}
 	// An empty table only SQLite has is skipped and said so.
@@ -219,5 +219,43 @@ func TestCopyRefusesWhatItCannotCopy(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no note for the SQLite-only table: %+v", counts)
+	}
+}
+
+// A table only PostgreSQL has (a migration there may seed it) does not make
+// the target look full, and the copy leaves it as it is.
+func TestCopyIgnoresPostgresOnlyTables(t *testing.T) {
+	ctx := context.Background()
+	path := copySource(t)
+	url := pgURL(t)
+	dst, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := dst.DB().Exec(`CREATE TABLE pg_only_state (id INT PRIMARY KEY, v BIGINT); INSERT INTO pg_only_state VALUES (1, 42)`); err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenSnapshot(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if err := CheckPostgresTarget(ctx, url, src); err != nil {
+		t.Fatalf("a seeded PostgreSQL-only table: %v", err)
+	}
+	if err := CheckPostgresTarget(ctx, url, nil); err == nil {
+		t.Fatal("without a source every table counts, and this one has a row")
+	}
+	if _, err := dst.CopyFromSnapshot(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	var v int64
+	if err := dst.DB().QueryRow(`SELECT v FROM pg_only_state WHERE id = 1`).Scan(&v); err != nil || v != 42 {
+		t.Fatalf("the PostgreSQL-only row: %d, %v", v, err)
+	}
+	// Once copied, the target holds data.
+	if err := CheckPostgresTarget(ctx, url, src); err == nil || !strings.Contains(err.Error(), "already holds Latchkey data") {
+		t.Fatalf("after the copy: %v", err)
 	}
 }
