@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"latchkey/store"
 )
 
 // backupCmd is `latchkey backup PATH`.
@@ -27,7 +29,7 @@ func backupCmd(ctx context.Context, args []string, getenv func(string) string, _
 	force := false
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&db, "db", db, "the database file to copy (LATCHKEY_DB)")
+	fs.StringVar(&db, "db", db, "the SQLite database file to copy (LATCHKEY_DB; for PostgreSQL use pg_dump)")
 	fs.IntVar(&opt.StepPages, "step-pages", 256, "pages copied per step")
 	fs.DurationVar(&opt.StepPause, "step-pause", 2*time.Millisecond, "pause between steps, leaving disk and CPU to the server")
 	fs.BoolVar(&force, "force", false, "replace PATH if it exists")
@@ -43,6 +45,11 @@ func backupCmd(ctx context.Context, args []string, getenv func(string) string, _
 	}
 	if opt.Nice < 0 || opt.Nice > 19 {
 		return usageErrorf("-nice must be from 0 to 19")
+	}
+	if store.IsPostgresURL(db) {
+		// The SQLite online backup API has no PostgreSQL counterpart in
+		// Latchkey; PostgreSQL's own tool makes a consistent dump.
+		return fmt.Errorf("backup copies a SQLite file; %s is PostgreSQL: back it up with pg_dump, e.g. pg_dump --format=custom --file=%s \"$LATCHKEY_DB\" (restore with pg_restore). Nothing was written", store.RedactDB(db), fs.Arg(0))
 	}
 	opt.Force = force
 	res, err := backupDB(ctx, db, fs.Arg(0), opt)

@@ -41,6 +41,7 @@ var commands = []command{
 	{"apikey create", "", "create an Admin API key (printed once)", apikeyCreateCmd},
 	{"keys rotate", "", "make a new OpenID Connect signing key active (the old one stays published until its tokens expire)", keysCmd("rotate")},
 	{"keys list", "", "list the OpenID Connect signing keys", keysCmd("list")},
+	{"migrate-to-postgres", "", "copy a SQLite database into an empty PostgreSQL one (the file is left untouched)", migrateToPostgresCmd},
 }
 
 // usageError is a command-line mistake: cli prints it with the usage and

@@ -120,8 +120,10 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return c, fmt.Errorf("LATCHKEY_PUBLIC_URL must start with http:// or https://")
 	}
-	if c.SecretKey != "" && len(c.SecretKey) < 32 {
-		return c, fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
+	if c.SecretKey != "" {
+		if _, err := secretKeyBytes(c.SecretKey); err != nil { // secretkey.go: plain or base64:
+			return c, err
+		}
 	}
 	if store.IsPostgresURL(c.DB) && c.SecretKey == "" {
 		// Instances sharing one database must share the secret that
@@ -352,7 +354,7 @@ func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, 
 // the database so that restarts keep sessions and queued mail readable.
 func serverSecret(ctx context.Context, st *store.Store, fromEnv string) ([]byte, error) {
 	if fromEnv != "" {
-		return []byte(fromEnv), nil
+		return secretKeyBytes(fromEnv)
 	}
 	b := make([]byte, 64)
 	if _, err := rand.Read(b); err != nil {

@@ -29,8 +29,10 @@ import (
 //	latchkey admin disable-2fa --email E
 //	latchkey apikey create --name N
 //
-// Each opens the same SQLite database as the server (LATCHKEY_DB or --db),
-// which may be running: SQLite's WAL and busy timeout let both write.
+// Each opens the same database as the server (LATCHKEY_DB or --db), which
+// may be running: SQLite's WAL and busy timeout let both write, and on
+// PostgreSQL (a postgres:// URL, with the instances' LATCHKEY_SECRET_KEY)
+// the command is one more client of the shared database.
 // Changes are recorded in the audit log like the portal's.
 
 // cliFlags is the flag set every admin command shares: --db, and --email
@@ -46,7 +48,7 @@ type cliFlags struct {
 func newCLIFlags(name string, stderr io.Writer, email, password, keyName bool) *cliFlags {
 	f := &cliFlags{fs: flag.NewFlagSet("latchkey "+name, flag.ContinueOnError)}
 	f.fs.SetOutput(stderr)
-	f.fs.StringVar(&f.db, "db", "", "SQLite database file (default: LATCHKEY_DB or latchkey.db)")
+	f.fs.StringVar(&f.db, "db", "", "SQLite database file or postgres:// URL (default: LATCHKEY_DB or latchkey.db)")
 	if email {
 		f.fs.StringVar(&f.email, "email", "", "the admin's email (required)")
 	}
@@ -122,6 +124,12 @@ func openForCLI(ctx context.Context, dbFlag string, getenv func(string) string, 
 // server secret from it, or takes secretEnv: what every command that
 // touches the server's data starts with.
 func openStoreForCLI(ctx context.Context, db, secretEnv string) (*store.Store, []byte, error) {
+	if store.IsPostgresURL(db) && secretEnv == "" {
+		// Without it a secret would be generated and kept in the shared
+		// database, and what the command seals would not open on the
+		// instances, which use LATCHKEY_SECRET_KEY.
+		return nil, nil, errors.New("LATCHKEY_SECRET_KEY is required with a PostgreSQL database: set the value the server instances run with")
+	}
 	st, err := store.Open(ctx, db)
 	if err != nil {
 		return nil, nil, err

@@ -28,7 +28,7 @@ func runKeysOp(ctx context.Context, op string, args []string, getenv func(string
 	}
 	fs := flag.NewFlagSet("latchkey keys "+op, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&db, "db", db, "SQLite database file (LATCHKEY_DB)")
+	fs.StringVar(&db, "db", db, "SQLite database file or postgres:// URL (LATCHKEY_DB)")
 	alg := oidc.AlgRS256
 	if op == "rotate" {
 		fs.StringVar(&alg, "alg", oidc.AlgRS256, "signing algorithm: RS256 or ES256")
@@ -43,8 +43,10 @@ func runKeysOp(ctx context.Context, op string, args []string, getenv func(string
 		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	secretEnv := getenv("LATCHKEY_SECRET_KEY")
-	if secretEnv != "" && len(secretEnv) < 32 {
-		return fmt.Errorf("LATCHKEY_SECRET_KEY must be at least 32 characters")
+	if secretEnv != "" {
+		if _, err := secretKeyBytes(secretEnv); err != nil {
+			return err
+		}
 	}
 	st, secret, err := openStoreForCLI(ctx, db, secretEnv)
 	if err != nil {
