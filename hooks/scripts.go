@@ -297,10 +297,15 @@ type ScriptTry struct {
 	Duration time.Duration
 	// Error says why the run failed; "" when it did not.
 	Error string
+	// SMS is set when the hook is the custom SMS script: Event is then a
+	// sample text ({to, body, ...}), not an event.
+	SMS bool
 }
 
 // TryScript runs a saved TypeScript hook against a sample event
-// (user.pre_create for a blocking hook, user.created otherwise), with its
+// (user.pre_create for a blocking hook, user.created otherwise; for the
+// hook that sends texts, LATCHKEY_SMS_URL=script://…, a sample text in
+// the CustomSMSGatewayPayload shape, judged as a send is), with its
 // own time limit. Nothing is written: no event, no delivery, no user;
 // the hook's own fetch calls do go out.
 func (s *Service) TryScript(ctx context.Context, actor account.Actor, id string) (*ScriptTry, error) {
@@ -316,20 +321,35 @@ func (s *Service) TryScript(ctx context.Context, actor account.Actor, id string)
 	if w.Kind == store.WebhookBlocking {
 		typ = UserPreCreate
 	}
-	body, err := s.sampleEvent(actor, typ)
+	sms := s.IsSMSScript(ctx, id)
+	timeout := min(sc.Timeout, maxTryTimeout)
+	var body json.RawMessage
+	if sms {
+		// The custom SMS script gets a text to send, not an event.
+		body, err = json.Marshal(sampleSMS(s.cfg.AppID))
+		timeout = min(sc.Timeout, script.SMSTimeout)
+	} else {
+		body, err = s.sampleEvent(actor, typ)
+	}
 	if err != nil {
 		return nil, err
 	}
 	// The answer must reach the browser before the server's 60 s write timeout.
-	res, err := s.scripts.Run(ctx, s.compiled.get(sc), body, min(sc.Timeout, maxTryTimeout))
-	t := &ScriptTry{Event: body, Value: res.Value, Console: res.Console, Duration: res.Duration}
+	res, err := s.scripts.Run(ctx, s.compiled.get(sc), body, timeout)
+	t := &ScriptTry{Event: body, Value: res.Value, Console: res.Console, Duration: res.Duration, SMS: sms}
 	var re *script.RunError
 	if errors.As(err, &re) {
 		t.Error = re.Message
 	} else if err != nil {
 		return nil, err
 	}
-	if err == nil && typ == UserPreCreate {
+	switch {
+	case err != nil:
+	case sms:
+		if msg := script.SMSAnswerError(res.Value); msg != "" {
+			t.Error = "The text would count as not sent: " + msg + "."
+		}
+	case typ == UserPreCreate:
 		if _, msg := parseBlockingAnswer(res.Value, body); msg != "" {
 			t.Error = msg
 		}
