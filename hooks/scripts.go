@@ -377,28 +377,28 @@ func (s *Service) sampleEvent(actor account.Actor, typ string) (json.RawMessage,
 }
 
 // sendScript is a delivery's attempt for a TypeScript hook: it calls the
-// hook with the event and keeps its console output in the delivery log.
-// A throw or a timeout fails the attempt, to be retried like a webhook's.
-func (s *Service) sendScript(ctx context.Context, d *store.Delivery, sc *store.HookScript, ev *store.Event) (int, time.Duration, error) {
+// hook with the event and returns its console output for the delivery
+// log (nil when there is nothing to record or clear: a first attempt
+// that logged nothing). A throw or a timeout fails the attempt, to be
+// retried like a webhook's.
+func (s *Service) sendScript(ctx context.Context, d *store.Delivery, sc *store.HookScript, ev *store.Event) (int, time.Duration, *string, error) {
 	body, err := json.Marshal(EnvelopeOf(ev))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	res, runErr := s.scripts.Run(ctx, s.compiled.get(sc), body, min(sc.Timeout, MaxScriptTimeout))
 	if ctx.Err() != nil {
-		return 0, res.Duration, ctx.Err()
+		return 0, res.Duration, nil, ctx.Err()
 	}
-	// A first attempt that logged nothing has nothing to record or clear.
+	var output *string
 	if out := strings.Join(res.Console, "\n"); out != "" || d.Attempts > 0 {
-		if err := s.store.SetDeliveryOutput(context.Background(), d.ID, out); err != nil {
-			s.log.Error("webhook worker: record script output", "delivery_id", d.ID, "err", err)
-		}
+		output = &out
 	}
 	var re *script.RunError
 	if errors.As(runErr, &re) {
-		return 0, res.Duration, errors.New(re.Message)
+		return 0, res.Duration, output, errors.New(re.Message)
 	}
-	return 0, res.Duration, runErr
+	return 0, res.Duration, output, runErr
 }
 
 // callScriptBlocking runs a blocking TypeScript hook: it vetoes like a
