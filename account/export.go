@@ -77,7 +77,7 @@ func (s *Service) ExportUsers(ctx context.Context, actor Actor, w io.Writer, for
 		}
 	}
 	n := 0
-	err := s.store.EachUser(ctx, params, func(u *store.UserSummary) error {
+	err := s.pipeUsers(ctx, params, func(u *store.UserSummary) error {
 		n++
 		return write(u)
 	})
@@ -206,4 +206,67 @@ func newExportRecord(u *store.UserSummary, now time.Time) exportRecord {
 		rec.Identities[i] = id
 	}
 	return rec
+}
+
+// exportBatch is how many users pass from the database reader to the
+// encoder at a time.
+const exportBatch = 512
+
+// pipeUsers walks the users params selects (EachUserForExport), but reads
+// the database on one goroutine and calls fn on another, handing over
+// batches of exportBatch users: reading (SQLite, through cgo) and
+// encoding then run on two cores at once instead of taking turns. A few
+// batches are in flight at most, so memory stays flat however many users
+// there are. An error from fn stops the walk and is returned.
+func (s *Service) pipeUsers(ctx context.Context, params store.ListUsersParams, fn func(*store.UserSummary) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const inFlight = 4
+	full := make(chan []store.UserSummary, inFlight)
+	free := make(chan []store.UserSummary, inFlight+2)
+	var fnErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range full {
+			for i := 0; fnErr == nil && i < len(b); i++ {
+				if fnErr = fn(&b[i]); fnErr != nil {
+					cancel() // stop the reader; keep draining so it never blocks
+				}
+			}
+			select {
+			case free <- b[:0]:
+			default:
+			}
+		}
+	}()
+	var cur []store.UserSummary
+	err := s.store.EachUserForExport(ctx, params, func(u *store.UserSummary) error {
+		if cur == nil {
+			select {
+			case cur = <-free:
+			default:
+				cur = make([]store.UserSummary, 0, exportBatch)
+			}
+		}
+		cur = append(cur, *u)
+		if len(cur) == exportBatch {
+			select {
+			case full <- cur:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			cur = nil
+		}
+		return nil
+	})
+	if err == nil && len(cur) > 0 {
+		full <- cur // the encoder drains until full is closed
+	}
+	close(full)
+	<-done
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
 }
