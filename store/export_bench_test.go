@@ -61,6 +61,9 @@ func BenchmarkExportUsers1M(b *testing.B) {
 				// for a core (other processes on the machine): the rest of
 				// the wall time, beyond CPU and this, is waiting on I/O.
 				b.ReportMetric((runQueueWait() - wait0).Seconds(), "runq-wait-s")
+				// What the export read from the disk rather than the page
+				// cache (512-byte blocks).
+				b.ReportMetric(float64(ru1.Inblock-ru0.Inblock)*512/1e6, "disk-read-MB")
 			}
 			b.ReportMetric(float64(after.HeapInuse)/1e6, "heap-inuse-MB")
 		})
