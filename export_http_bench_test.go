@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,6 +86,7 @@ func BenchmarkExportHTTP1M(b *testing.B) {
 					}
 					var ru0, ru1 syscall.Rusage
 					_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+					wait0 := runQueueWait()
 					start := time.Now()
 					res, err := portal.Do(req)
 					if err != nil || res.StatusCode != http.StatusOK {
@@ -114,6 +116,9 @@ func BenchmarkExportHTTP1M(b *testing.B) {
 					cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) + time.Duration(ru1.Stime.Nano()-ru0.Stime.Nano())
 					b.ReportMetric(cpu.Seconds(), "cpu-s")
 					b.ReportMetric(float64(ru1.Inblock-ru0.Inblock)*512/1e6, "disk-read-MB")
+					// Time this process's threads were ready to run but
+					// waited for a core (other processes on the machine).
+					b.ReportMetric((runQueueWait() - wait0).Seconds(), "runq-wait-s")
 				}
 				want := int64(1_000_000)
 				if format == "csv" {
@@ -128,4 +133,23 @@ func BenchmarkExportHTTP1M(b *testing.B) {
 			})
 		}
 	}
+}
+
+// runQueueWait sums, over this process's threads, the time they spent
+// runnable but waiting for a CPU (/proc/self/task/*/schedstat, second
+// field).
+func runQueueWait() time.Duration {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			total += n
+		}
+	}
+	return time.Duration(total)
 }
