@@ -95,9 +95,12 @@ func TestBatchHandsBackWhenLeaseRunsShort(t *testing.T) {
 	var skew atomic.Int64
 	e.svc.Now = func() time.Time { return time.Now().UTC().Add(time.Duration(skew.Load())) }
 	r := newOrderedReceiver(t)
+	var mu sync.Mutex // the receiver's goroutines write, the test reads
 	jumped := 0
 	var shortLeases []string
 	r.onRequest = func(id int) {
+		mu.Lock()
+		defer mu.Unlock()
 		var until int64
 		if err := e.st.DB().QueryRow(`SELECT d.next_attempt_at FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq
 			WHERE e.user_id = ?`, strconv.Itoa(id)).Scan(&until); err != nil {
@@ -125,6 +128,8 @@ func TestBatchHandsBackWhenLeaseRunsShort(t *testing.T) {
 			t.Fatalf("request %d was event %d: out of order %v", i, id, got)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if jumped != 2 || len(shortLeases) != 0 {
 		t.Fatalf("clock jumped %d times; attempts started on a lease too short: %v", jumped, shortLeases)
 	}
