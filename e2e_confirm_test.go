@@ -41,7 +41,7 @@ func TestE2EWebhookDeleteAsksFirst(t *testing.T) {
 		chromedp.Click(`//button[text()="Delete"]`),
 		chromedp.Sleep(500e6),
 		chromedp.Navigate(app.URL+"/portal/hooks"),
-		chromedp.WaitVisible(`//h1[text()="Webhooks"]`),
+		chromedp.WaitVisible(`//h1[text()="Hooks"]`),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestE2EWebhookDeleteAsksFirst(t *testing.T) {
 	err = chromedp.Run(ctx,
 		hookPage,
 		chromedp.Click(`//button[text()="Delete"]`),
-		chromedp.WaitVisible(`//h1[text()="Webhooks"]`),
+		chromedp.WaitVisible(`//h1[text()="Hooks"]`),
 		chromedp.Sleep(300e6),
 	)
 	if err != nil {

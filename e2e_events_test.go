@@ -86,8 +86,8 @@ func TestE2EWebhookUserCreatedStory(t *testing.T) {
 	var secret string
 	err := chromedp.Run(ctx,
 		portalSignIn(app),
-		chromedp.Click(`//nav//a[text()="Webhooks"]`),
-		chromedp.WaitVisible(`//h1[text()="Webhooks"]`),
+		chromedp.Click(`//nav//a[text()="Hooks"]`),
+		chromedp.WaitVisible(`//h1[text()="Hooks"]`),
 		chromedp.SendKeys(`#url`, srv.URL+"/hook", chromedp.ByQuery),
 		chromedp.Click(`#events-chosen`, chromedp.ByQuery),
 		chromedp.Click(`#add-webhook input[value="user.created"]`, chromedp.ByQuery),

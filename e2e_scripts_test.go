@@ -48,8 +48,8 @@ func TestE2ETypeScriptHookStory(t *testing.T) {
 	var starter, tryText string
 	err = chromedp.Run(ctx,
 		portalSignIn(app),
-		chromedp.Click(`//nav//a[text()="Webhooks"]`),
-		chromedp.WaitVisible(`//h1[text()="Webhooks"]`),
+		chromedp.Click(`//nav//a[text()="Hooks"]`),
+		chromedp.WaitVisible(`//h1[text()="Hooks"]`),
 		chromedp.Click(`//a[text()="TypeScript"]`),
 		chromedp.WaitVisible(`//h1[text()="Add TypeScript hook"]`),
 		chromedp.Value(`#script-code`, &starter, chromedp.ByQuery),

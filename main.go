@@ -204,6 +204,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	defer func() { stopHooks(); <-hooksDone; hk.Close() }()
 
 	cfg.SMS.Provider.Schemes = smsSchemesWith(hk) // script://HOOK runs a TypeScript hook
+	hk.SetSMSScriptRef(smsScriptRef(cfg.SMS))     // its "Run with a sample event" gets a sample text
 	outbox, closeMail, err := startMail(ctx, st, cfg, secret, hk, log)
 	if err != nil {
 		return err

@@ -43,6 +43,16 @@ func smsSchemesWith(hk *hooks.Service) map[string]sms.Opener {
 	return m
 }
 
+// smsScriptRef is the TypeScript hook that sends texts
+// (LATCHKEY_SMS_URL=script://REF), "" when texts go another way.
+func smsScriptRef(c smsConfig) string {
+	p, err := sms.Open(c.URL, c.Provider)
+	if sc, ok := p.(*sms.Script); ok && err == nil {
+		return sc.Ref()
+	}
+	return ""
+}
+
 func loadSMSConfig(getenv func(string) string, appID string) (smsConfig, error) {
 	c := smsConfig{URL: strings.TrimSpace(getenv("LATCHKEY_SMS_URL")),
 		Provider: sms.Config{AppID: appID, WebhookSecret: strings.TrimSpace(getenv("LATCHKEY_SMS_WEBHOOK_SECRET")), Schemes: smsSchemes}}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -116,6 +117,18 @@ func TestSMSScriptProviderFromPortal(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // a second send, or an event delivered to the disabled hook, would show by now
 	if n := len(recv.messages()); n != 1 {
 		t.Fatalf("%d requests reached the provider, want exactly 1", n)
+	}
+
+	// "Run with a sample event" on this hook runs it with a sample text
+	// ({to, body, ...}), not a user.created event, and its fetch goes out.
+	p.get(loc)
+	code, body, _ = p.post(loc+"/try", url.Values{})
+	if code != http.StatusOK || !strings.Contains(body, "Sample text (CustomSMSGatewayPayload)") || !strings.Contains(body, "Succeeded") ||
+		!strings.Contains(body, html.EscapeString(`"to": "+14155550100"`)) || strings.Contains(body, html.EscapeString(`"type": "user.created"`)) {
+		t.Fatalf("sample run of the SMS script: %d %q", code, firstMatch(body, `(?s)<section class="card stack" id="try-result">.*?</section>`))
+	}
+	if ms := recv.messages(); len(ms) != 2 || ms[1]["to"] != "+14155550100" || ms[1]["template"] != "new_user_sms.txt" {
+		t.Fatalf("the sample text did not reach the provider as a text: %v", ms)
 	}
 }
 

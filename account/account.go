@@ -137,6 +137,9 @@ type Service struct {
 	policy atomic.Pointer[Policy]
 	// totpSealer seals admins' TOTP secrets: see SetSecret (totp.go).
 	totpSealer *Sealer
+	// require2FA caches the "every admin must use two-factor" setting,
+	// which the portal checks on every request (require2fa_cache.go).
+	require2FA settingCache
 	// Now is the clock; tests move it.
 	Now func() time.Time
 }

@@ -387,13 +387,18 @@ func (s *Service) ResetAdminPassword(ctx context.Context, actor Actor, email, pa
 	})
 }
 
-// Require2FA reports whether every admin must use two-factor.
+// Require2FA reports whether every admin must use two-factor. The portal
+// asks on every request, so the answer is cached for a moment
+// (require2FACacheTTL): a change made on this instance applies at once,
+// one made on another instance sharing the database within the TTL.
 func (s *Service) Require2FA(ctx context.Context) (bool, error) {
-	v, err := s.store.Setting(ctx, require2FASetting)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return string(v) == "1", err
+	return s.require2FA.get(func() (bool, error) {
+		v, err := s.store.Setting(ctx, require2FASetting)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return string(v) == "1", err
+	})
 }
 
 // SetRequire2FA turns the "every admin must use two-factor" rule on or off.
@@ -402,6 +407,10 @@ func (s *Service) SetRequire2FA(ctx context.Context, actor Actor, on bool) error
 	if on {
 		v = "1"
 	}
+	// Dropped before and after: no read that began before the commit can
+	// leave the old value cached after it.
+	s.require2FA.invalidate()
+	defer s.require2FA.invalidate()
 	return s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.PutSetting(ctx, require2FASetting, []byte(v)); err != nil {
 			return err

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -70,14 +69,15 @@ func (s *Service) ExportUsers(ctx context.Context, actor Actor, w io.Writer, for
 		}
 		flush = func() error { cw.Flush(); return cw.Error() }
 	default:
-		enc := json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
+		var line []byte
 		write = func(u *store.UserSummary) error {
-			return enc.Encode(newExportRecord(u, now))
+			line = appendExportJSON(line[:0], u, now)
+			_, err := bw.Write(line)
+			return err
 		}
 	}
 	n := 0
-	err := s.store.EachUser(ctx, params, func(u *store.UserSummary) error {
+	err := s.pipeUsers(ctx, params, func(u *store.UserSummary) error {
 		n++
 		return write(u)
 	})
@@ -141,8 +141,9 @@ func firstOfKinds(u *store.UserSummary) (email, phone, username string) {
 }
 
 // exportRecord is one NDJSON line, shaped like the reference's user
-// export: sub, standard attributes, identities, and status. A struct (not
-// a map) so that a million lines encode without a map per field.
+// export: sub, standard attributes, identities, and status. The export
+// writes it with appendExportJSON (export_json.go), which a test holds to
+// encoding/json's output for this struct.
 type exportRecord struct {
 	Sub                 string           `json:"sub"`
 	Email               string           `json:"email,omitempty"`
@@ -206,4 +207,67 @@ func newExportRecord(u *store.UserSummary, now time.Time) exportRecord {
 		rec.Identities[i] = id
 	}
 	return rec
+}
+
+// exportBatch is how many users pass from the database reader to the
+// encoder at a time.
+const exportBatch = 512
+
+// pipeUsers walks the users params selects (EachUserForExport), but reads
+// the database on one goroutine and calls fn on another, handing over
+// batches of exportBatch users: reading (SQLite, through cgo) and
+// encoding then run on two cores at once instead of taking turns. A few
+// batches are in flight at most, so memory stays flat however many users
+// there are. An error from fn stops the walk and is returned.
+func (s *Service) pipeUsers(ctx context.Context, params store.ListUsersParams, fn func(*store.UserSummary) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const inFlight = 4
+	full := make(chan []store.UserSummary, inFlight)
+	free := make(chan []store.UserSummary, inFlight+2)
+	var fnErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range full {
+			for i := 0; fnErr == nil && i < len(b); i++ {
+				if fnErr = fn(&b[i]); fnErr != nil {
+					cancel() // stop the reader; keep draining so it never blocks
+				}
+			}
+			select {
+			case free <- b[:0]:
+			default:
+			}
+		}
+	}()
+	var cur []store.UserSummary
+	err := s.store.EachUserForExport(ctx, params, func(u *store.UserSummary) error {
+		if cur == nil {
+			select {
+			case cur = <-free:
+			default:
+				cur = make([]store.UserSummary, 0, exportBatch)
+			}
+		}
+		cur = append(cur, *u)
+		if len(cur) == exportBatch {
+			select {
+			case full <- cur:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			cur = nil
+		}
+		return nil
+	})
+	if err == nil && len(cur) > 0 {
+		full <- cur // the encoder drains until full is closed
+	}
+	close(full)
+	<-done
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
 }

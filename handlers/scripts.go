@@ -228,7 +228,7 @@ func (s *Server) scriptTry(c echo.Context) error {
 		return err
 	}
 	p.Try = &views.ScriptTry{Event: indentJSON(tr.Event), Result: indentJSON(tr.Value), Console: tr.Console,
-		Duration: tr.Duration.Round(100 * time.Microsecond).String(), Error: tr.Error}
+		Duration: tr.Duration.Round(100 * time.Microsecond).String(), Error: tr.Error, SMS: tr.SMS}
 	if len(tr.Value) == 0 {
 		p.Try.Result = "undefined"
 	}

@@ -77,29 +77,6 @@ func forgotRefusal(err error) (status int, msg string) {
 	return 0, ""
 }
 
-// markFailedTexts tells a failed password text from a failed password
-// email in the Users list: the list's column says only that the latest
-// password message failed, and the few rows where it did are looked up.
-func (s *Server) markFailedTexts(c echo.Context, rows []views.UserRow) {
-	for i := range rows {
-		if !rows[i].EmailFailed {
-			continue
-		}
-		msgs, err := s.store.OutboxByUser(c.Request().Context(), rows[i].ID, 20)
-		if err != nil {
-			continue
-		}
-		for _, m := range msgs {
-			if m.Kind == account.MailNewUser || m.Kind == account.MailPasswordReset {
-				if m.Channel == store.ChannelSMS {
-					rows[i].TextFailed, rows[i].EmailFailed = true, false
-				}
-				break
-			}
-		}
-	}
-}
-
 // smsRefusalDays is how far back the user page lists refused texts.
 const smsRefusalDays = 7
 

@@ -99,10 +99,12 @@ func (s *Server) usersIndex(c echo.Context) error {
 	for _, r := range rows {
 		p.Users = append(p.Users, views.UserRow{
 			ID: r.ID, LoginIDs: r.LoginIDs, Kinds: r.LoginIDKinds, CreatedAt: r.CreatedAt, LastLoginAt: r.LastLoginAt, Disabled: r.IsDisabled,
-			MustChange: account.ExpiredAt(r.ExpireAfter, now), EmailFailed: r.EmailFailed, Locked: r.Locked, NoPassword: !r.HasPassword,
+			MustChange: account.ExpiredAt(r.ExpireAfter, now), Locked: r.Locked, NoPassword: !r.HasPassword,
+			// The list query carries the failed message's channel: a
+			// failed password text is not a failed email.
+			EmailFailed: r.EmailFailed && r.FailedChannel != store.ChannelSMS, TextFailed: r.FailedChannel == store.ChannelSMS,
 		})
 	}
-	s.markFailedTexts(c, p.Users)
 	return render(c, http.StatusOK, views.UsersIndex(s.layout(c, "Users", "users"), p))
 }
 

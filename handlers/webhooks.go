@@ -56,7 +56,7 @@ func (s *Server) hooksIndex(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.WebhooksIndex(s.layout(c, "Webhooks", "hooks"), p))
+	return render(c, http.StatusOK, views.WebhooksIndex(s.layout(c, "Hooks", "hooks"), p))
 }
 
 func (s *Server) hooksCreate(c echo.Context) error {
@@ -88,7 +88,7 @@ func (s *Server) hooksCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusUnprocessableEntity, views.WebhooksIndex(s.layout(c, "Webhooks", "hooks"), p))
+	return render(c, http.StatusUnprocessableEntity, views.WebhooksIndex(s.layout(c, "Hooks", "hooks"), p))
 }
 
 func (s *Server) loadHook(c echo.Context) (*store.Webhook, error) {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -86,6 +87,9 @@ type Service struct {
 	// scripts runs TypeScript hooks; its fetch uses client.
 	scripts  *script.Engine
 	compiled scriptCache
+	// smsRef names the hook LATCHKEY_SMS_URL=script://REF sends texts
+	// with (sms_script_try.go); nil when texts go another way.
+	smsRef atomic.Pointer[string]
 
 	inflight sync.WaitGroup
 	busyMu   sync.Mutex

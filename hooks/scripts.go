@@ -297,10 +297,15 @@ type ScriptTry struct {
 	Duration time.Duration
 	// Error says why the run failed; "" when it did not.
 	Error string
+	// SMS is set when the hook is the custom SMS script: Event is then a
+	// sample text ({to, body, ...}), not an event.
+	SMS bool
 }
 
 // TryScript runs a saved TypeScript hook against a sample event
-// (user.pre_create for a blocking hook, user.created otherwise), with its
+// (user.pre_create for a blocking hook, user.created otherwise; for the
+// hook that sends texts, LATCHKEY_SMS_URL=script://…, a sample text in
+// the CustomSMSGatewayPayload shape, judged as a send is), with its
 // own time limit. Nothing is written: no event, no delivery, no user;
 // the hook's own fetch calls do go out.
 func (s *Service) TryScript(ctx context.Context, actor account.Actor, id string) (*ScriptTry, error) {
@@ -316,20 +321,35 @@ func (s *Service) TryScript(ctx context.Context, actor account.Actor, id string)
 	if w.Kind == store.WebhookBlocking {
 		typ = UserPreCreate
 	}
-	body, err := s.sampleEvent(actor, typ)
+	sms := s.IsSMSScript(ctx, id)
+	timeout := min(sc.Timeout, maxTryTimeout)
+	var body json.RawMessage
+	if sms {
+		// The custom SMS script gets a text to send, not an event.
+		body, err = json.Marshal(sampleSMS(s.cfg.AppID))
+		timeout = min(sc.Timeout, script.SMSTimeout)
+	} else {
+		body, err = s.sampleEvent(actor, typ)
+	}
 	if err != nil {
 		return nil, err
 	}
 	// The answer must reach the browser before the server's 60 s write timeout.
-	res, err := s.scripts.Run(ctx, s.compiled.get(sc), body, min(sc.Timeout, maxTryTimeout))
-	t := &ScriptTry{Event: body, Value: res.Value, Console: res.Console, Duration: res.Duration}
+	res, err := s.scripts.Run(ctx, s.compiled.get(sc), body, timeout)
+	t := &ScriptTry{Event: body, Value: res.Value, Console: res.Console, Duration: res.Duration, SMS: sms}
 	var re *script.RunError
 	if errors.As(err, &re) {
 		t.Error = re.Message
 	} else if err != nil {
 		return nil, err
 	}
-	if err == nil && typ == UserPreCreate {
+	switch {
+	case err != nil:
+	case sms:
+		if msg := script.SMSAnswerError(res.Value); msg != "" {
+			t.Error = "The text would count as not sent: " + msg + "."
+		}
+	case typ == UserPreCreate:
 		if _, msg := parseBlockingAnswer(res.Value, body); msg != "" {
 			t.Error = msg
 		}
@@ -357,28 +377,28 @@ func (s *Service) sampleEvent(actor account.Actor, typ string) (json.RawMessage,
 }
 
 // sendScript is a delivery's attempt for a TypeScript hook: it calls the
-// hook with the event and keeps its console output in the delivery log.
-// A throw or a timeout fails the attempt, to be retried like a webhook's.
-func (s *Service) sendScript(ctx context.Context, d *store.Delivery, sc *store.HookScript, ev *store.Event) (int, time.Duration, error) {
+// hook with the event and returns its console output for the delivery
+// log (nil when there is nothing to record or clear: a first attempt
+// that logged nothing). A throw or a timeout fails the attempt, to be
+// retried like a webhook's.
+func (s *Service) sendScript(ctx context.Context, d *store.Delivery, sc *store.HookScript, ev *store.Event) (int, time.Duration, *string, error) {
 	body, err := json.Marshal(EnvelopeOf(ev))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	res, runErr := s.scripts.Run(ctx, s.compiled.get(sc), body, min(sc.Timeout, MaxScriptTimeout))
 	if ctx.Err() != nil {
-		return 0, res.Duration, ctx.Err()
+		return 0, res.Duration, nil, ctx.Err()
 	}
-	// A first attempt that logged nothing has nothing to record or clear.
+	var output *string
 	if out := strings.Join(res.Console, "\n"); out != "" || d.Attempts > 0 {
-		if err := s.store.SetDeliveryOutput(context.Background(), d.ID, out); err != nil {
-			s.log.Error("webhook worker: record script output", "delivery_id", d.ID, "err", err)
-		}
+		output = &out
 	}
 	var re *script.RunError
 	if errors.As(runErr, &re) {
-		return 0, res.Duration, errors.New(re.Message)
+		return 0, res.Duration, output, errors.New(re.Message)
 	}
-	return 0, res.Duration, runErr
+	return 0, res.Duration, output, runErr
 }
 
 // callScriptBlocking runs a blocking TypeScript hook: it vetoes like a

@@ -301,3 +301,48 @@ func TestScriptFetchUsesWebhookClient(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTrySMSScriptGetsSampleText: "Run with a sample event" on the hook
+// that sends texts (LATCHKEY_SMS_URL=script://NAME) runs it with a sample
+// text in the CustomSMSGatewayPayload shape, judged as a send is (an
+// answer {code} other than "ok" is a failure); other hooks still get
+// user.created.
+func TestTrySMSScriptGetsSampleText(t *testing.T) {
+	e := newEnv(t, "")
+	gw := e.addScript(ScriptInput{Name: "sms-gateway", Events: []string{UserCreated},
+		Source: `export default (p: any) => { console.log(p.to, p.template_name, typeof p.type); if (typeof p.body !== "string" || !p.body.includes("password")) throw new Error("no body"); return { code: p.to === "+14155550100" ? "ok" : "bad" }; }`})
+	other := e.addScript(ScriptInput{Name: "other", Events: []string{UserCreated},
+		Source: `export default (e: any) => ({ seen: e.type })`})
+	refuse := e.addScript(ScriptInput{Name: "refuse", Events: []string{UserCreated},
+		Source: `export default () => ({ code: "rate_limited", provider_error_code: "429" })`})
+	ctx := context.Background()
+
+	// Before it is named as the SMS script, it gets an event like any hook.
+	tr, err := e.svc.TryScript(ctx, admin, gw.ID)
+	if err != nil || tr.SMS || !strings.Contains(tr.Error, "no body") {
+		t.Fatalf("before LATCHKEY_SMS_URL names it: %+v %v", tr, err)
+	}
+	e.svc.SetSMSScriptRef("sms-gateway")
+	tr, err = e.svc.TryScript(ctx, admin, gw.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in map[string]any
+	if err := json.Unmarshal(tr.Event, &in); err != nil || in["to"] != "+14155550100" || in["type"] != nil || !strings.Contains(in["body"].(string), "password") {
+		t.Fatalf("sample text %s (%v)", tr.Event, err)
+	}
+	if !tr.SMS || tr.Error != "" || len(tr.Console) != 1 || tr.Console[0] != "log: +14155550100 new_user_sms.txt undefined" {
+		t.Fatalf("try = %+v", tr)
+	}
+	if tr, err := e.svc.TryScript(ctx, admin, other.ID); err != nil || tr.SMS || string(tr.Value) != `{"seen":"user.created"}` {
+		t.Fatalf("another hook: %+v %v", tr, err)
+	}
+	// An answer that fails a send fails the sample run, saying why.
+	e.svc.SetSMSScriptRef(refuse.ID)
+	if tr, err := e.svc.TryScript(ctx, admin, refuse.ID); err != nil || !tr.SMS || !strings.Contains(tr.Error, "rate_limited (429)") {
+		t.Fatalf("refusing script: %+v %v", tr, err)
+	}
+	if n := e.count(`SELECT COUNT(*) FROM mail_outbox`) + e.count(`SELECT COUNT(*) FROM webhook_deliveries`); n != 0 {
+		t.Fatalf("%d rows written", n)
+	}
+}

@@ -26,29 +26,9 @@ var ErrNoSMSScript = errors.New("hooks: no such TypeScript hook")
 // It returns the compiled code, the hook's name and its time limit.
 func (s *Service) SMSScript(ctx context.Context, ref string) (*script.Compiled, string, time.Duration, error) {
 	ref = strings.TrimSpace(ref)
-	names, err := s.store.HookScriptNames(ctx)
+	id, err := s.smsScriptID(ctx, ref)
 	if err != nil {
 		return nil, "", 0, err
-	}
-	id := ""
-	if _, ok := names[ref]; ok {
-		id = ref
-	} else {
-		var ids []string
-		for hid, name := range names {
-			if name == ref {
-				ids = append(ids, hid)
-			}
-		}
-		switch len(ids) {
-		case 0:
-			return nil, "", 0, fmt.Errorf("%w: LATCHKEY_SMS_URL names the TypeScript hook %q, but no hook has that name or ID; add it in Webhooks → Add → TypeScript", ErrNoSMSScript, ref)
-		case 1:
-			id = ids[0]
-		default:
-			sort.Strings(ids)
-			return nil, "", 0, fmt.Errorf("%w: %d TypeScript hooks are named %q; put one's ID in LATCHKEY_SMS_URL (script://%s)", ErrNoSMSScript, len(ids), ref, ids[0])
-		}
 	}
 	sc, err := s.store.HookScript(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -58,4 +38,31 @@ func (s *Service) SMSScript(ctx context.Context, ref string) (*script.Compiled, 
 		return nil, "", 0, err
 	}
 	return s.compiled.get(sc), sc.Name, sc.Timeout, nil
+}
+
+// smsScriptID is the ID of the TypeScript hook ref names: its ID, or its
+// name when exactly one hook has that name.
+func (s *Service) smsScriptID(ctx context.Context, ref string) (string, error) {
+	names, err := s.store.HookScriptNames(ctx)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := names[ref]; ok {
+		return ref, nil
+	}
+	var ids []string
+	for hid, name := range names {
+		if name == ref {
+			ids = append(ids, hid)
+		}
+	}
+	switch len(ids) {
+	case 0:
+		return "", fmt.Errorf("%w: LATCHKEY_SMS_URL names the TypeScript hook %q, but no hook has that name or ID; add it in Hooks → Add → TypeScript", ErrNoSMSScript, ref)
+	case 1:
+		return ids[0], nil
+	default:
+		sort.Strings(ids)
+		return "", fmt.Errorf("%w: %d TypeScript hooks are named %q; put one's ID in LATCHKEY_SMS_URL (script://%s)", ErrNoSMSScript, len(ids), ref, ids[0])
+	}
 }

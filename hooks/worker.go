@@ -98,12 +98,7 @@ func (s *Service) deliverDue(ctx context.Context) {
 					s.inflight.Done()
 					s.Wake()
 				}()
-				// Chain: each attempt's record also claims the hook's
-				// next due delivery, while no other hook waits for a slot
-				// (or for maxChain deliveries when one may).
-				for n, id := 1, c.ID; id != 0; n++ {
-					id = s.attemptNext(ctx, id, c.WebhookID, n < maxChain || len(s.busyWebhooks()) < s.cfg.Concurrency)
-				}
+				s.runHook(ctx, c)
 			}()
 		}
 		if len(claimed) < free {
@@ -117,34 +112,138 @@ func (s *Service) deliverDue(ctx context.Context) {
 // be waiting for one.
 const maxChain = 16
 
-// attempt makes one delivery attempt and records its outcome.
-func (s *Service) attempt(ctx context.Context, id int64) {
-	s.attemptNext(ctx, id, "", false)
+// Batches: a hook's runner claims its next deliveries in the transaction
+// that records the previous ones, and loads them with two reads, so the
+// queue's cost per delivery falls as the batch grows. A batch is sized
+// to take about batchTarget at the pace of the slowest attempt of the one
+// before (one delivery at first, at most maxBatch), so a slow endpoint
+// gets one delivery at a time and nothing waits long for its record.
+const (
+	maxBatch    = 64
+	batchTarget = 250 * time.Millisecond
+)
+
+// runHook delivers one webhook's due deliveries, first c, one at a time
+// and in order, in batches: each batch's outcomes are recorded in one
+// write transaction that also claims the next batch. Every delivery is
+// recorded after its attempt, so a crash repeats an attempt (after its
+// lease) but never loses one: at least once, as before.
+func (s *Service) runHook(ctx context.Context, c store.ClaimedDelivery) {
+	hookID := c.WebhookID
+	batch := []held{{HeldDelivery: store.HeldDelivery{ID: c.ID}, until: s.Now().Add(s.lease())}}
+	size, n := 1, 0
+	for len(batch) > 0 {
+		outs, back, slowest, ok := s.attemptBatch(ctx, hookID, batch)
+		if !ok {
+			return // the claims come due again when their lease ends
+		}
+		n += len(outs)
+		size = max(1, min(maxBatch, int(batchTarget/max(slowest, time.Millisecond))))
+		want := size
+		switch {
+		case ctx.Err() != nil || len(back) > 0:
+			want = 0
+		case len(s.busyWebhooks()) >= s.cfg.Concurrency:
+			// Other hooks may be waiting for a slot: this one gets at
+			// most maxChain in a row.
+			want = min(want, maxChain-n)
+		}
+		batch = s.recordBatch(ctx, hookID, outs, back, want)
+	}
 }
 
-// attemptNext makes one delivery attempt and records its outcome; when
-// chain is set it claims, in the same write transaction, the next due
-// delivery of the same webhook (hookID, which stays busy throughout, so
-// no other claim can take it) and returns its ID, 0 when there is none.
-func (s *Service) attemptNext(ctx context.Context, id int64, hookID string, chain bool) int64 {
-	// Loaded even when shutdown has begun, so that a claim made just before
-	// is handed back below rather than left hidden until its lease ends.
-	d, err := s.store.DeliveryByID(context.Background(), id)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-			s.log.Error("webhook worker: load delivery", "delivery_id", id, "err", err)
-		}
-		return 0
+// held is a claimed delivery and the end of its claim's lease.
+type held struct {
+	store.HeldDelivery
+	until time.Time
+}
+
+// outcome is one attempt's record: the delivery, what to write, the
+// script's console output (nil: leave it), and why it failed.
+type outcome struct {
+	d       *store.Delivery
+	res     store.DeliveryResult
+	output  *string
+	sendErr error
+}
+
+// attemptBatch makes the batch's attempts in order. It stops early (and
+// returns the rest to hand back) when shutdown begins or when a
+// delivery's lease has too little left for a whole attempt: a hook that
+// turned slow mid-batch must not run past its claim.
+func (s *Service) attemptBatch(ctx context.Context, hookID string, batch []held) (outs []outcome, back []store.HeldDelivery, slowest time.Duration, ok bool) {
+	ids := make([]int64, len(batch))
+	for i, h := range batch {
+		ids[i] = h.ID
 	}
-	res := store.DeliveryResult{Attempts: d.Attempts + 1}
-	code, latency, sendErr := s.send(ctx, d)
+	// Loaded even when shutdown has begun, so that claims made just
+	// before are handed back below rather than left hidden until their
+	// lease ends.
+	ds, evs, err := s.store.DeliveriesWithEvents(context.Background(), ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("webhook worker: load deliveries", "webhook_id", hookID, "err", err)
+		}
+		return nil, nil, 0, false
+	}
+	w, werr := s.store.WebhookByID(ctx, hookID)
+	var sc *store.HookScript
+	if werr == nil {
+		sc, werr = s.scriptFor(ctx, w)
+	}
+	// Each attempt needs the lease to outlast it by a margin.
+	need := s.lease() - 15*time.Second
+	for i, h := range batch {
+		d := ds[h.ID]
+		if d == nil {
+			continue // deleted with its webhook
+		}
+		if ctx.Err() != nil || (i > 0 && h.until.Sub(s.Now()) < need) {
+			for _, r := range batch[i:] {
+				back = append(back, r.HeldDelivery)
+			}
+			return outs, back, slowest, true
+		}
+		start := time.Now()
+		o := s.attemptOne(ctx, d, w, sc, evs[d.EventSeq], werr, h.Due)
+		slowest = max(slowest, time.Since(start))
+		outs = append(outs, o)
+	}
+	return outs, back, slowest, true
+}
+
+// attemptOne makes one delivery attempt and says what to record.
+func (s *Service) attemptOne(ctx context.Context, d *store.Delivery, w *store.Webhook, sc *store.HookScript, ev *store.Event, werr error, due time.Time) outcome {
+	o := outcome{d: d, res: store.DeliveryResult{Attempts: d.Attempts + 1}}
+	var code int
+	var latency time.Duration
+	var sendErr error
+	switch {
+	case werr != nil:
+		sendErr = werr
+	case !w.Enabled:
+		sendErr = errHookGone
+	case ev == nil:
+		sendErr = store.ErrNotFound
+	case sc != nil:
+		code, latency, o.output, sendErr = s.sendScript(ctx, d, sc, ev)
+	default:
+		code, latency, sendErr = s.sendHTTP(ctx, w, ev)
+	}
 	if ctx.Err() != nil {
-		// Shutting down: hand the claim back so the next start sends it at once.
-		_ = s.store.FinishDeliveryAttempt(context.Background(), id, store.DeliveryResult{Status: store.DeliveryPending,
-			Attempts: d.Attempts, NextAt: ptr(s.Now()), StatusCode: d.LastStatusCode, Latency: d.LastLatency, Error: d.LastError, At: s.Now()})
-		return 0
+		// Shutting down: hand the claim back so the next start sends it
+		// at once, in its place.
+		next := s.Now()
+		if !due.IsZero() && due.Before(next) {
+			next = due
+		}
+		o.res = store.DeliveryResult{Status: store.DeliveryPending, Attempts: d.Attempts, NextAt: &next,
+			StatusCode: d.LastStatusCode, Latency: d.LastLatency, Error: d.LastError, At: s.Now()}
+		o.output = nil
+		return o
 	}
 	now := s.Now()
+	res := &o.res
 	res.StatusCode, res.Latency, res.At = code, latency, now
 	switch {
 	case sendErr == nil:
@@ -162,28 +261,54 @@ func (s *Service) attemptNext(ctx context.Context, id int64, hookID string, chai
 		}
 	}
 	metrics.WebhookAttempt(sendErr == nil)
-	var next int64
-	// The record survives a shutdown that began during the attempt.
-	err = s.store.InTx(context.Background(), func(tx *store.Tx) error {
-		if err := tx.FinishDeliveryAttempt(context.Background(), id, res); err != nil {
+	o.sendErr = sendErr
+	return o
+}
+
+// recordBatch records the batch's outcomes, hands back what was not
+// attempted, and claims up to want next deliveries of the hook, in one
+// write transaction (which survives a shutdown that began during the
+// batch). It returns the new claims.
+func (s *Service) recordBatch(ctx context.Context, hookID string, outs []outcome, back []store.HeldDelivery, want int) []held {
+	var next []store.HeldDelivery
+	var claimedAt time.Time
+	err := s.store.InTx(context.Background(), func(tx *store.Tx) error {
+		for _, o := range outs {
+			if err := tx.FinishDeliveryAttempt(context.Background(), o.d.ID, o.res); err != nil {
+				return err
+			}
+			if o.output != nil {
+				if err := tx.SetDeliveryOutput(context.Background(), o.d.ID, *o.output); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.ReleaseDeliveries(context.Background(), back, s.Now()); err != nil {
 			return err
 		}
-		if !chain || hookID != d.WebhookID || ctx.Err() != nil {
+		if want <= 0 || ctx.Err() != nil {
 			return nil
 		}
 		var err error
-		next, err = tx.ClaimNextDelivery(ctx, hookID, s.Now(), s.lease())
+		claimedAt = s.Now()
+		next, err = tx.ClaimNextDeliveries(ctx, hookID, claimedAt, s.lease(), want)
 		return err
 	})
 	if err != nil {
-		s.log.Error("webhook worker: record attempt", "delivery_id", id, "err", err)
-		return 0
+		s.log.Error("webhook worker: record attempts", "webhook_id", hookID, "deliveries", len(outs), "err", err)
+		return nil
 	}
-	if sendErr != nil {
-		s.log.Warn("webhook delivery failed", "delivery_id", id, "webhook_id", d.WebhookID, "event", EventID(d.EventSeq),
-			"attempts", res.Attempts, "status", res.Status, "err", sendErr.Error())
+	for _, o := range outs {
+		if o.sendErr != nil {
+			s.log.Warn("webhook delivery failed", "delivery_id", o.d.ID, "webhook_id", o.d.WebhookID, "event", EventID(o.d.EventSeq),
+				"attempts", o.res.Attempts, "status", o.res.Status, "err", o.sendErr.Error())
+		}
 	}
-	return next
+	out := make([]held, len(next))
+	for i, h := range next {
+		out[i] = held{HeldDelivery: h, until: claimedAt.Add(s.lease())}
+	}
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -200,25 +325,9 @@ func (s *Service) backoff(n int) time.Duration {
 
 var errHookGone = errors.New("The webhook is disabled; enable it and use Redeliver to send this event.")
 
-// send POSTs the delivery's event, signed, and reports the status code,
-// the latency and why it failed (nil on a 2xx).
-func (s *Service) send(ctx context.Context, d *store.Delivery) (int, time.Duration, error) {
-	w, err := s.store.WebhookByID(ctx, d.WebhookID)
-	if err != nil {
-		return 0, 0, err
-	}
-	if !w.Enabled {
-		return 0, 0, errHookGone
-	}
-	ev, err := s.store.EventBySeq(ctx, d.EventSeq)
-	if err != nil {
-		return 0, 0, err
-	}
-	if sc, err := s.scriptFor(ctx, w); err != nil {
-		return 0, 0, err
-	} else if sc != nil {
-		return s.sendScript(ctx, d, sc, ev)
-	}
+// sendHTTP POSTs the event to webhook w, signed, and reports the status
+// code, the latency and why it failed (nil on a 2xx).
+func (s *Service) sendHTTP(ctx context.Context, w *store.Webhook, ev *store.Event) (int, time.Duration, error) {
 	key, err := s.sealer.Open(w.Secret, []byte(w.ID))
 	if err != nil {
 		return 0, 0, fmt.Errorf("the signing secret could not be decrypted (was LATCHKEY_SECRET_KEY changed?)")

@@ -186,20 +186,31 @@ func (e *Engine) RunSMSWithin(ctx context.Context, c *Compiled, p SMSPayload, ti
 	if err != nil {
 		return fmt.Errorf("script: sms: %w", err)
 	}
-	if len(res.Value) > 0 && res.Value[0] == '{' {
-		var ans struct {
-			Code              string `json:"code"`
-			ProviderErrorCode string `json:"provider_error_code"`
-		}
-		if json.Unmarshal(res.Value, &ans) == nil && ans.Code != "" && ans.Code != "ok" {
-			msg := "script: sms: the script answered " + ans.Code
-			if ans.ProviderErrorCode != "" {
-				msg += " (" + ans.ProviderErrorCode + ")"
-			}
-			return errors.New(msg)
-		}
+	if msg := SMSAnswerError(res.Value); msg != "" {
+		return errors.New("script: sms: " + msg)
 	}
 	return nil
+}
+
+// SMSAnswerError says why a custom SMS script's answer (the JSON it
+// returned) is a failed send: it answered {code} other than "ok". ""
+// when the answer is a success (no answer, or no code, is one).
+func SMSAnswerError(value json.RawMessage) string {
+	if len(value) == 0 || value[0] != '{' {
+		return ""
+	}
+	var ans struct {
+		Code              string `json:"code"`
+		ProviderErrorCode string `json:"provider_error_code"`
+	}
+	if json.Unmarshal(value, &ans) != nil || ans.Code == "" || ans.Code == "ok" {
+		return ""
+	}
+	msg := "the script answered " + ans.Code
+	if ans.ProviderErrorCode != "" {
+		msg += " (" + ans.ProviderErrorCode + ")"
+	}
+	return msg
 }
 
 // grace is how long past its time limit a run may take to report before

@@ -343,3 +343,12 @@ func (t *Tx) RetryAllOutbox(ctx context.Context, now time.Time) (int, error) {
 const emailFailedCol = `EXISTS (SELECT 1 FROM mail_outbox f WHERE f.user_id = u.id AND f.status = 'failed'
 		AND f.kind IN ('new_user', 'password_reset')
 		AND NOT EXISTS (SELECT 1 FROM mail_outbox n WHERE n.user_id = u.id AND n.id > f.id AND n.kind IN ('new_user', 'password_reset')))`
+
+// failedChannelCol is the Users list's FailedChannel column: the channel
+// ("email" or "sms") of the user's latest password message when it
+// failed, empty otherwise. The same probe as emailFailedCol, so the list
+// tells a failed text from a failed email without a query per row.
+const failedChannelCol = `COALESCE((SELECT f.channel FROM mail_outbox f WHERE f.user_id = u.id AND f.status = 'failed'
+		AND f.kind IN ('new_user', 'password_reset')
+		AND NOT EXISTS (SELECT 1 FROM mail_outbox n WHERE n.user_id = u.id AND n.id > f.id AND n.kind IN ('new_user', 'password_reset'))
+		ORDER BY f.id DESC LIMIT 1), '')`

@@ -269,7 +269,10 @@ func TestPostgresDeliveryBusyAcrossInstances(t *testing.T) {
 		if err := tx.FinishDeliveryAttempt(ctx, ids[0], DeliveryResult{Status: DeliverySucceeded, Attempts: 1, At: now}); err != nil {
 			return err
 		}
-		chained, err = tx.ClaimNextDelivery(ctx, "w", now, lease)
+		held, err := tx.ClaimNextDeliveries(ctx, "w", now, lease, 1)
+		if len(held) == 1 {
+			chained = held[0].ID
+		}
 		return err
 	})
 	if err != nil || chained != ids[1] {

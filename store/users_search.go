@@ -17,8 +17,12 @@ type UserSummary struct {
 	LoginIDKinds []string
 	ExpireAfter  *time.Time
 	HasPassword  bool
-	// EmailFailed is set when a password email to the user has failed.
+	// EmailFailed is set when the user's latest password message (an
+	// email, or a text for a phone user) has failed.
 	EmailFailed bool
+	// FailedChannel is that failed message's channel ("email" or "sms"),
+	// empty when EmailFailed is not set.
+	FailedChannel string
 	// Locked is set while the user's sign-in is locked out.
 	Locked bool
 	// Cursor is the keyset position of this row (the user's seq).
@@ -202,7 +206,7 @@ const summaryCols = `u.seq, u.id, u.created_at, u.updated_at, u.last_login_at, u
 	u.name, u.given_name, u.family_name,
 	p.expire_after, p.user_id IS NOT NULL,
 	(SELECT group_concat(kind || ':' || value, char(10)) FROM (SELECT kind, value FROM identities WHERE user_id = u.id ORDER BY created_at, id) AS ids),
-	` + emailFailedCol
+	` + failedChannelCol
 
 // ListUsers returns one page of users, newest first, by keyset
 // pagination, so every page costs about the same at a million users.
@@ -280,10 +284,11 @@ func (t *Tx) EachUser(ctx context.Context, p ListUsersParams, fn func(*UserSumma
 		s = UserSummary{}
 		if err := rows.Scan(&s.Seq, &s.ID, &created, &updated, &last, &s.IsDisabled, &s.DisableReason,
 			&s.Name, &s.GivenName, &s.FamilyName,
-			&exp, &s.HasPassword, &ids, &s.EmailFailed, &s.Locked); err != nil {
+			&exp, &s.HasPassword, &ids, &s.FailedChannel, &s.Locked); err != nil {
 			return mapErr("list users", err)
 		}
 		s.CreatedAt, s.UpdatedAt, s.LastLoginAt, s.ExpireAfter = fromMS(created), fromMS(updated), timePtr(last), timePtr(exp)
+		s.EmailFailed = s.FailedChannel != ""
 		if ids.String != "" {
 			for _, kv := range strings.Split(ids.String, "\n") {
 				k, v, _ := strings.Cut(kv, ":")

@@ -12,7 +12,7 @@ import (
 // instances: the claim sets it to the lease's end for each webhook it
 // takes a delivery of, and skips webhooks whose busy_until is in the
 // future; recording the attempt clears it, unless the same transaction
-// claims the webhook's next delivery (ClaimNextDelivery), which extends
+// claims the webhook's next deliveries (ClaimNextDeliveries), which extends
 // it. A crashed instance's webhooks free themselves when the lease ends.
 //
 // The release is not fenced: an instance whose attempt outlived its lease
@@ -80,7 +80,7 @@ func (t *Tx) releaseWebhookOf(ctx context.Context, id int64) error {
 }
 
 // markWebhookBusy sets (claimed) or clears the busy mark of a webhook
-// after ClaimNextDelivery (PostgreSQL; nothing to do on SQLite).
+// in ClaimNextDeliveries (PostgreSQL; nothing to do on SQLite).
 func (t *Tx) markWebhookBusy(ctx context.Context, webhookID string, claimed bool, leaseEnd time.Time) error {
 	if !t.pg() {
 		return nil

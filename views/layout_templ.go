@@ -255,7 +255,7 @@ func Portal(l LayoutData) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = navLink(l, "hooks", "/portal/hooks", "Webhooks").Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = navLink(l, "hooks", "/portal/hooks", "Hooks").Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
