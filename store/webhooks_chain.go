@@ -15,11 +15,26 @@ import (
 // the worker's loop, one at a time and in order.
 func (t *Tx) ClaimNextDelivery(ctx context.Context, webhookID string, now time.Time, lease time.Duration) (int64, error) {
 	var id int64
-	err := t.q.QueryRowContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
+	query := `UPDATE webhook_deliveries SET next_attempt_at = ?
 		WHERE id = (SELECT d.id FROM webhook_deliveries d
 			WHERE d.webhook_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
 			ORDER BY d.next_attempt_at, d.id LIMIT 1)
-		RETURNING id`, ms(now.Add(lease)), webhookID, ms(now)).Scan(&id)
+		RETURNING id`
+	if t.pg() {
+		// At READ COMMITTED the subquery above picks its row from the
+		// statement's snapshot, and an UPDATE that waited for another
+		// instance's claim of that row re-checks only "id = X": both
+		// would claim it, and the event would go out twice. Locked FOR
+		// UPDATE SKIP LOCKED, a row being claimed is skipped and one
+		// claimed since is re-checked against the condition and dropped.
+		query = `UPDATE webhook_deliveries SET next_attempt_at = ?
+		WHERE id = (SELECT d.id FROM webhook_deliveries d
+			WHERE d.webhook_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
+			ORDER BY d.next_attempt_at, d.id LIMIT 1
+			FOR UPDATE SKIP LOCKED)
+		RETURNING id`
+	}
+	err := t.q.QueryRowContext(ctx, query, ms(now.Add(lease)), webhookID, ms(now)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
