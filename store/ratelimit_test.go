@@ -230,6 +230,7 @@ func BenchmarkRateLimitHit(b *testing.B) {
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
+			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
 				for pb.Next() {
