@@ -123,7 +123,9 @@ func allowAll(ctx context.Context, hits ...limiterHit) (int, time.Duration) {
 		}
 		counts, err := r.st.HitRateLimits(ctx, now, rh)
 		if err != nil {
-			r.log.Warn("rate limits: the database did not answer; counting in this instance's memory", "err", err)
+			if ctx.Err() == nil { // not just a client that went away
+				r.log.Warn("rate limits: the database did not answer; counting in this instance's memory", "err", err)
+			}
 			if i, wait := allowLocal(batch); i >= 0 {
 				return i, wait
 			}
