@@ -166,3 +166,30 @@ func BenchmarkSignInLimits(b *testing.B) {
 		run(b, &Server{rates: newSharedRates(st, []byte("0123456789abcdef0123456789abcdef"), slog.New(slog.NewTextHandler(io.Discard, nil)))})
 	})
 }
+
+// When the database does not answer, a shared limiter still limits: it
+// counts in the instance's memory.
+func TestSharedLimiterFallsBackToMemory(t *testing.T) {
+	st, err := store.Open(context.Background(), rateLimitPGURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{rates: newSharedRates(st, []byte("0123456789abcdef0123456789abcdef"), slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	if s.rates == nil {
+		t.Fatal("PostgreSQL store, but the limiters are not shared")
+	}
+	l := s.newLimiter("fallback_ip", 3, minute)
+	ctx := context.Background()
+	if ok, _ := l.AllowCtx(ctx, "192.0.2.1"); !ok {
+		t.Fatal("first hit refused")
+	}
+	st.Close() // the database is gone
+	for i := 2; i <= 3; i++ {
+		if ok, _ := l.AllowCtx(ctx, "192.0.2.1"); !ok {
+			t.Fatalf("hit %d refused", i)
+		}
+	}
+	if ok, wait := l.AllowCtx(ctx, "192.0.2.1"); ok || wait <= 0 {
+		t.Fatalf("4th hit without a database: ok=%v wait=%v", ok, wait)
+	}
+}
