@@ -70,6 +70,10 @@ type config struct {
 	// password checks (0: cores + 1; 1 s).
 	SignInSlots  int
 	SignInTarget time.Duration
+	// WorkerLease overrides how long a claimed email, text or webhook
+	// delivery stays hidden from other instances (LATCHKEY_WORKER_LEASE,
+	// main_lease.go); 0: the workers' defaults.
+	WorkerLease time.Duration
 }
 
 func loadConfig(args []string, getenv func(string) string) (config, error) {
@@ -113,6 +117,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if c.SignInTarget, err = time.ParseDuration(env("LATCHKEY_SIGNIN_TARGET", "1s")); err != nil || c.SignInTarget <= 0 {
 		return c, fmt.Errorf("LATCHKEY_SIGNIN_TARGET must be a duration like 1s")
+	}
+	if c.WorkerLease, err = parseWorkerLease(env("LATCHKEY_WORKER_LEASE", "")); err != nil {
+		return c, err
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("LATCHKEY_LOG_LEVEL", "info"))); err != nil {
 		return c, fmt.Errorf("LATCHKEY_LOG_LEVEL: %w", err)
@@ -193,7 +200,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 
 	// Events: the event log, webhook delivery (a worker that stops before
 	// the store closes) and blocking hooks.
-	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID, Outbound: outbound.FromEnv(getenv)}, log)
+	hk, err := hooks.New(st, secret, hooks.Config{AppID: cfg.AppID, Outbound: outbound.FromEnv(getenv), Lease: cfg.WorkerLease}, log)
 	if err != nil {
 		return err
 	}
@@ -327,7 +334,7 @@ func startMail(ctx context.Context, st *store.Store, cfg config, secret []byte, 
 		sender = smtpSender
 	}
 	outbox, err := mail.New(st, sender, mail.Config{AppName: cfg.AppName, PublicURL: cfg.PublicURL, From: cfg.MailFrom,
-		Secret: secret, Log: log})
+		Secret: secret, Log: log, Lease: cfg.WorkerLease})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,7 +32,7 @@ const (
 // adminsRoutes mounts the Admins pages (a: signed-in admins) and the two
 // pages strangers reach: the invitation link and the sign-in code step.
 func (s *Server) adminsRoutes(p, a *echo.Group) {
-	s.adminCodeLimit = NewLimiter(adminCodesPerMinute, minute)
+	s.adminCodeLimit = s.newLimiter("admin_code_ip", adminCodesPerMinute, minute)
 	p.GET("/login/2fa", s.loginCodeShow)
 	p.POST("/login/2fa", s.loginCodeCreate)
 	p.GET("/invite", s.inviteShow)

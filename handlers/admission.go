@@ -177,7 +177,7 @@ func (s *Server) admit(c echo.Context, refund ...limiterHit) (func(), *BusyError
 		metrics.SignIn(metrics.SignInShed)
 		c.Response().Header().Set("Retry-After", fmt.Sprint(be.Seconds()))
 		for _, h := range refund {
-			h.l.Undo(h.key)
+			h.l.UndoCtx(c.Request().Context(), h.key)
 		}
 		if n, ok := s.admission.refusals.note(); ok {
 			s.log.Warn("password checks refused: the queue is full", "refused_since_last_report", n,

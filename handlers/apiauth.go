@@ -44,7 +44,7 @@ func APIKeyAuth(acct *account.Service, failures *Limiter, log *slog.Logger) echo
 				key, err = acct.AuthenticateAPIKey(c.Request().Context(), strings.TrimSpace(token), ip)
 			}
 			if errors.Is(err, account.ErrInvalidAPIKey) {
-				failures.Allow(ip)
+				failures.AllowCtx(c.Request().Context(), ip)
 				log.Warn("admin api: authentication failed", "ip", ip, "header", h != "")
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latchkey-admin-api"`)
 				return apiAuthError(c, http.StatusUnauthorized, "Unauthenticated", "Send a valid Admin API key: Authorization: Bearer <key>. Admins create keys at /portal/api-keys.")

@@ -40,12 +40,12 @@ type authUI struct {
 // actions that go with them (lockout, Disable / Enable).
 func (s *Server) authUIRoutes(e *echo.Echo, admin *echo.Group) {
 	s.authui = &authUI{
-		loginIP:     NewLimiter(60, minute),
-		loginAcctIP: NewLimiter(10, minute),
-		changeUser:  NewLimiter(10, minute),
-		forgotIP:    NewLimiter(60, minute),
-		resetIP:     NewLimiter(60, minute),
-		checkIP:     NewLimiter(120, minute),
+		loginIP:     s.newLimiter("login_ip", 60, minute),
+		loginAcctIP: s.newLimiter("login_acct_ip", 10, minute),
+		changeUser:  s.newLimiter("change_password_user", 10, minute),
+		forgotIP:    s.newLimiter("forgot_ip", 60, minute),
+		resetIP:     s.newLimiter("reset_ip", 60, minute),
+		checkIP:     s.newLimiter("password_check_ip", 120, minute),
 	}
 	mw := []echo.MiddlewareFunc{noStore, s.withSession(userCookie, ctxUserSess), csrf(ctxUserSess), s.loadEndUser}
 	e.GET("/login", s.authLoginShow, mw...)
@@ -184,11 +184,14 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	}
 	ip := c.RealIP()
 	acctKey := loginLimitKey(f.LoginID, ip, s.acct.PhoneRegion())
-	if limited(c, s.authui.loginIP, ip) {
+	// Both limits in one go: one round trip when they are shared.
+	switch refused, wait := allowAll(ctx, limiterHit{s.authui.loginIP, ip}, limiterHit{s.authui.loginAcctIP, acctKey}); refused {
+	case 0:
+		setRetryAfter(c, wait)
 		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many sign-in attempts from your network. Wait a minute and try again.", false)
-	}
-	if limited(c, s.authui.loginAcctIP, acctKey) {
+	case 1:
+		setRetryAfter(c, wait)
 		metrics.SignIn(metrics.SignInLimited)
 		return fail(http.StatusTooManyRequests, "Too many failed sign-in attempts. Try again later, or use “Forgot password”.", true)
 	}
@@ -220,7 +223,7 @@ func (s *Server) authLoginCreate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.authui.loginAcctIP.Reset(acctKey)
+	s.authui.loginAcctIP.ResetCtx(ctx, acctKey)
 	if res.Restricted {
 		if err := s.startUserSession(c, res.Session, f.Next, ""); err != nil {
 			return err
@@ -310,7 +313,7 @@ func (s *Server) authSettings(c echo.Context) error {
 
 func (s *Server) authChangePassword(c echo.Context) error {
 	us := endUser(c)
-	if ok, _ := s.authui.changeUser.Allow(us.UserID); !ok {
+	if ok, _ := s.authui.changeUser.AllowCtx(c.Request().Context(), us.UserID); !ok {
 		return s.authSettingsPage(c, http.StatusTooManyRequests, map[string]string{"": "Too many attempts. Wait a minute and try again."})
 	}
 	in := account.ChangePasswordInput{Current: c.FormValue("current_password"), New: c.FormValue("password"), Confirm: c.FormValue("confirm")}

@@ -58,7 +58,7 @@ func (s *Server) oidcRoutes(e *echo.Echo, admin *echo.Group) {
 		return nil
 	}
 	e.Use(s.oidcFormAction)
-	s.oidc.authorizeIP = NewLimiter(authorizePerMinute, minute)
+	s.oidc.authorizeIP = s.newLimiter("oidc_authorize_ip", authorizePerMinute, minute)
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodOptions}
 	for _, path := range []string{oidc.DiscoveryPath, oidc.JWKSPath, oidc.UserinfoPath} {
 		e.Match(methods, path, lib)

@@ -12,6 +12,10 @@ const minute = time.Minute
 
 // Limiter allows at most Limit hits per key in each Window (a sliding log
 // approximated by two fixed windows), for everything a stranger can hammer.
+//
+// On a database that instances share (PostgreSQL) the counters live in the
+// database (shared, ratelimit_shared.go) and keys holds this instance's
+// last view of them; on SQLite they live in keys.
 type Limiter struct {
 	mu     sync.Mutex
 	limit  int
@@ -19,6 +23,10 @@ type Limiter struct {
 	keys   map[string]*window
 	now    func() time.Time
 	sweep  time.Time
+	// name tells this limiter's counters from others' in the database;
+	// shared is nil when the counters are kept in memory.
+	name   string
+	shared *sharedRates
 }
 
 type window struct {
@@ -51,7 +59,9 @@ func (l *Limiter) rolled(w window, now time.Time) window {
 // window ending now (the previous window weighted by how much of it still
 // overlaps), and if so how long until it would not.
 func (l *Limiter) full(w window, now time.Time) (bool, time.Duration) {
-	frac := 1 - float64(now.Sub(w.start))/float64(l.window)
+	// At most 1: a start after now (a database window from an instance
+	// whose clock runs ahead) weighs the previous window fully.
+	frac := min(1, 1-float64(now.Sub(w.start))/float64(l.window))
 	if float64(w.prev)*frac+float64(w.curr)+1 > float64(l.limit) {
 		return true, w.start.Add(l.window).Sub(now)
 	}
@@ -64,14 +74,7 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if now.Sub(l.sweep) > l.window {
-		for k, w := range l.keys {
-			if now.Sub(w.start) > 2*l.window {
-				delete(l.keys, k)
-			}
-		}
-		l.sweep = now
-	}
+	l.sweepLocked(now)
 	w := l.keys[key]
 	if w == nil {
 		w = &window{start: now.Truncate(l.window)}
@@ -85,8 +88,23 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// sweepLocked forgets, once a window, the keys whose hits no longer count.
+func (l *Limiter) sweepLocked(now time.Time) {
+	if now.Sub(l.sweep) > l.window {
+		for k, w := range l.keys {
+			if now.Sub(w.start) > 2*l.window {
+				delete(l.keys, k)
+			}
+		}
+		l.sweep = now
+	}
+}
+
 // over reports, without counting a hit, whether key is at its limit, and
-// if so how long until a hit would be allowed.
+// if so how long until a hit would be allowed. On a shared limiter it
+// answers from this instance's last view of the counter, without a round
+// trip: counts only grow within a window, so a key over the limit in that
+// view is over it in the database too.
 func (l *Limiter) over(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -98,7 +116,8 @@ func (l *Limiter) over(key string) (bool, time.Duration) {
 	return l.full(l.rolled(*w, now), now)
 }
 
-// Reset forgets key's hits (after a successful sign-in, say).
+// Reset forgets key's hits (after a successful sign-in, say). On a shared
+// limiter use ResetCtx.
 func (l *Limiter) Reset(key string) {
 	l.mu.Lock()
 	delete(l.keys, key)
@@ -108,7 +127,7 @@ func (l *Limiter) Reset(key string) {
 // limited counts a hit for key and, when it is over the limit, sets
 // Retry-After on the answer and reports true: the caller then answers 429.
 func limited(c echo.Context, l *Limiter, key string) bool {
-	ok, wait := l.Allow(key)
+	ok, wait := l.AllowCtx(c.Request().Context(), key)
 	if !ok {
 		setRetryAfter(c, wait)
 	}

@@ -79,6 +79,9 @@ type Server struct {
 	oidc oidcState
 	// admission bounds the password verifications in progress and waiting.
 	admission *Admission
+	// rates keeps the limiters' counters in the database when instances
+	// share it (ratelimit_shared.go); nil keeps them in memory.
+	rates *sharedRates
 }
 
 // New builds the Echo router with every route.
@@ -90,16 +93,17 @@ func New(cfg Config, acct *account.Service) *echo.Echo {
 		cfg.AppName = "Latchkey"
 	}
 	s := &Server{
-		cfg:              cfg,
-		acct:             acct,
-		store:            acct.Store(),
-		log:              cfg.Log,
-		secure:           strings.HasPrefix(cfg.PublicURL, "https://"),
-		portalLoginLimit: NewLimiter(10, minute),
-		apiAuthFailures:  NewLimiter(apiAuthFailuresPerMinute, minute),
-		hooks:            cfg.Hooks,
-		admission:        cfg.Admission,
+		cfg:       cfg,
+		acct:      acct,
+		store:     acct.Store(),
+		log:       cfg.Log,
+		secure:    strings.HasPrefix(cfg.PublicURL, "https://"),
+		hooks:     cfg.Hooks,
+		admission: cfg.Admission,
 	}
+	s.rates = newSharedRates(s.store, cfg.SessionKey, cfg.Log)
+	s.portalLoginLimit = s.newLimiter("portal_login_ip", 10, minute)
+	s.apiAuthFailures = s.newLimiter("api_auth_failures_ip", apiAuthFailuresPerMinute, minute)
 	if s.admission == nil {
 		s.admission = NewAdmission(0, 0, 0)
 	}

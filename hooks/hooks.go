@@ -45,6 +45,10 @@ type Config struct {
 	RetryFor  time.Duration
 	// Concurrency is how many deliveries are sent at once (4).
 	Concurrency int
+	// Lease, when > 0, is how long a claimed delivery stays hidden from
+	// other claims before it is due again (LATCHKEY_WORKER_LEASE); by
+	// default an attempt's longest timeout plus 20 s.
+	Lease time.Duration
 	// Outbound is the address policy for webhook URLs, checked when a
 	// webhook is saved and at every connection. The zero value refuses
 	// loopback, private and link-local addresses.

@@ -18,7 +18,12 @@ import (
 // lease is how long a claimed delivery stays hidden from other claims: one
 // attempt's timeout (a webhook's, or a TypeScript hook's 60 s at most) plus
 // room. A crash mid-send makes it due again after.
-func (s *Service) lease() time.Duration { return max(s.cfg.Timeout, MaxScriptTimeout) + 20*time.Second }
+func (s *Service) lease() time.Duration {
+	if s.cfg.Lease > 0 {
+		return s.cfg.Lease
+	}
+	return max(s.cfg.Timeout, MaxScriptTimeout) + 20*time.Second
+}
 
 // Run delivers queued webhooks until ctx is done: at start (so deliveries
 // left by a previous process go out), whenever Record wakes it after a

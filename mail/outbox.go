@@ -50,7 +50,11 @@ type Config struct {
 	// so that "Retry all" can still send it (default 7 days); then the
 	// secret is wiped.
 	KeepFailedFor time.Duration
-	Log           *slog.Logger
+	// Lease, when > 0, is how long a claimed message stays hidden from
+	// other workers before it is taken again (LATCHKEY_WORKER_LEASE);
+	// default twice SendTimeout plus a minute.
+	Lease time.Duration
+	Log   *slog.Logger
 }
 
 // Outbox is Latchkey's durable email outbox: it implements account.Mailer

@@ -62,7 +62,12 @@ func (o *Outbox) Stop(ctx context.Context) error {
 	}
 }
 
-func (o *Outbox) lease() time.Duration { return 2*o.cfg.SendTimeout + time.Minute }
+func (o *Outbox) lease() time.Duration {
+	if o.cfg.Lease > 0 {
+		return o.cfg.Lease
+	}
+	return 2*o.cfg.SendTimeout + time.Minute
+}
 
 // scrubRetry is how soon a WAL scrub that readers kept from finishing is
 // tried again.

@@ -58,6 +58,16 @@ type SMSCounts struct {
 // both pass a limit.
 func (t *Tx) CountSMSSends(ctx context.Context, phone, ip, callingCode string, now time.Time) (SMSCounts, error) {
 	var c SMSCounts
+	if t.pg() {
+		// PostgreSQL runs transactions side by side (from every
+		// instance), each counting from its own snapshot: two could both
+		// pass a limit. A transaction-scoped advisory lock makes them
+		// count and insert one after another; the count below, a
+		// statement of its own, then sees every earlier commit.
+		if _, err := t.q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgSMSLimitLock); err != nil {
+			return c, mapErr("lock sms limits", err)
+		}
+	}
 	hour, day := ms(now.Add(-time.Hour)), ms(now.Add(-24*time.Hour))
 	err := t.q.QueryRowContext(ctx, `SELECT
 		COALESCE(SUM(CASE WHEN phone = ? AND created_at > ? THEN 1 ELSE 0 END), 0),
@@ -72,6 +82,10 @@ func (t *Tx) CountSMSSends(ctx context.Context, phone, ip, callingCode string, n
 	}
 	return c, mapErr("count sms sends", err)
 }
+
+// pgSMSLimitLock is the pg_advisory_xact_lock key that serialises the SMS
+// abuse-limit checks on PostgreSQL ("smslim").
+const pgSMSLimitLock int64 = 0x736d736c696d
 
 // InsertSMSSend counts one queued text, and prunes rows older than two
 // days (no limit looks further back).
