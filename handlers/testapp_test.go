@@ -16,6 +16,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // testApp is the real router over a fresh SQLite file, driven through
@@ -53,12 +54,12 @@ func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *tes
 func startTestAppAt(t *testing.T, withAdmin bool, path string, writeTimeout time.Duration, configure ...func(*Config)) *testApp {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenOptions(ctx, path, store.Options{WriteTimeout: writeTimeout})
+	st, err := store.OpenOptions(ctx, testdb.DB(t, path), store.Options{WriteTimeout: writeTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogW, nil))
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4}, nil, nil, log)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,4 @@
+-- Nothing to do on SQLite: its per-row search index triggers update
+-- gram_counts in place (migrations_pg/0020_b_gram_batches.sql batches
+-- them per statement on PostgreSQL, where they were quadratic in a bulk
+-- import).
