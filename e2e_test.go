@@ -32,6 +32,10 @@ const (
 	e2eAdminPassword = "e2e-admin-Passw0rd"
 )
 
+// pgSecretKey is LATCHKEY_SECRET_KEY for the apps and commands of a
+// suite run on PostgreSQL (LATCHKEY_TEST_DB=postgres), which requires one.
+const pgSecretKey = "e2e-secret-key-0123456789abcdef0123456789"
+
 // startApp runs Latchkey with the given environment on top of test
 // defaults (an admin from the environment, bcrypt cost 4, a temp DB).
 func startApp(t testing.TB, env map[string]string) *e2eApp {
@@ -59,7 +63,7 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 		vars["LATCHKEY_DB"] = testdb.DB(t, filepath.Join(t.TempDir(), "latchkey.db"))
 	}
 	if testdb.Postgres() {
-		vars["LATCHKEY_SECRET_KEY"] = "e2e-secret-key-0123456789abcdef0123456789"
+		vars["LATCHKEY_SECRET_KEY"] = pgSecretKey
 	}
 	for k, v := range env {
 		vars[k] = v

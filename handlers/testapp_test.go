@@ -46,15 +46,16 @@ func newTestApp(t *testing.T, configure ...func(*Config)) *testApp {
 // startTestApp starts the app, with the test admin when withAdmin is set.
 func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *testApp {
 	t.Helper()
-	return startTestAppAt(t, withAdmin, filepath.Join(t.TempDir(), "test.db"), 0, configure...)
+	return startTestAppAt(t, withAdmin, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")), 0, configure...)
 }
 
-// startTestAppAt is startTestApp over the SQLite file at path, with a
+// startTestAppAt is startTestApp over the database at path (a SQLite
+// file or a PostgreSQL URL, as testdb.DB gives), with a
 // write budget (0: the default).
 func startTestAppAt(t *testing.T, withAdmin bool, path string, writeTimeout time.Duration, configure ...func(*Config)) *testApp {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenOptions(ctx, testdb.DB(t, path), store.Options{WriteTimeout: writeTimeout})
+	st, err := store.OpenOptions(ctx, path, store.Options{WriteTimeout: writeTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

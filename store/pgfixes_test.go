@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -97,5 +98,50 @@ func tImportKeepsGramCounts(t *testing.T, s *Store) {
 	}
 	if got := searchIDs(t, s, ListUsersParams{Search: "member01042@"}); len(got) != 0 {
 		t.Fatalf("search after delete: %v", got)
+	}
+}
+
+// TestPostgresLockWaitIsBusy: on PostgreSQL a write that waits for a lock
+// held by another connection gives up after the write budget with ErrBusy
+// (HTTP 503), as on SQLite, instead of waiting as long as the lock is held;
+// once the lock is gone the same write succeeds.
+func TestPostgresLockWaitIsBusy(t *testing.T) {
+	url := pgURL(t)
+	ctx := context.Background()
+	s, err := OpenOptions(ctx, url, Options{WriteTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	start := time.Now()
+	err = s.InsertUser(ctx, &User{ID: "blocked", CreatedAt: now, UpdatedAt: now})
+	if !errors.Is(err, ErrBusy) || !IsBusy(err) {
+		t.Fatalf("insert while the table is locked: %v, want ErrBusy", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("gave up after %s, want about the 200ms budget", d)
+	}
+	if n, err := s.CountUsers(ctx); err != nil || n != 0 {
+		t.Fatalf("users while locked: %d, %v (reads must not wait)", n, err)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertUser(ctx, &User{ID: "blocked", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatalf("insert after the lock: %v", err)
 	}
 }
