@@ -18,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"latchkey/store/testdb"
 )
 
 // syncBuffer is a log sink that the server's goroutines and the test
@@ -56,13 +58,16 @@ func startLoggedApp(t *testing.T, env map[string]string, logw io.Writer) *e2eApp
 	addr := freeAddr(t)
 	vars := map[string]string{
 		"LATCHKEY_ADDR":           addr,
-		"LATCHKEY_DB":             filepath.Join(t.TempDir(), "latchkey.db"),
+		"LATCHKEY_DB":             testdb.DB(t, filepath.Join(t.TempDir(), "latchkey.db")),
 		"LATCHKEY_PUBLIC_URL":     "http://" + addr,
 		"LATCHKEY_ADMIN_EMAIL":    e2eAdminEmail,
 		"LATCHKEY_ADMIN_PASSWORD": e2eAdminPassword,
 		"LATCHKEY_BCRYPT_COST":    "4",
 		// Receivers run on loopback, which the outbound policy refuses.
 		"LATCHKEY_HOOKS_ALLOW_PRIVATE": "true",
+	}
+	if testdb.Postgres() {
+		vars["LATCHKEY_SECRET_KEY"] = pgSecretKey
 	}
 	for k, v := range env {
 		vars[k] = v
