@@ -20,6 +20,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // seedUsers inserts n users (with an email identity and a password hash)
@@ -75,6 +76,7 @@ func userIDs(t *testing.T, path string) map[string]bool {
 // user committed before the backup began, and the writers' p99 during the
 // backup stays under 200 ms.
 func TestBackupUnderWriteLoad(t *testing.T) {
+	testdb.SkipOnPostgres(t, "latchkey backup copies a SQLite database file")
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "latchkey.db")
 	ctx := context.Background()
@@ -239,6 +241,7 @@ func loadavg() string {
 // TestBackupRefusals: bad usage exits 2, an existing file is kept unless
 // -force, a missing database is an error, and nothing is left behind.
 func TestBackupRefusals(t *testing.T) {
+	testdb.SkipOnPostgres(t, "latchkey backup copies a SQLite database file")
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "latchkey.db")
 	st, err := store.Open(context.Background(), dbPath)
@@ -293,6 +296,7 @@ func TestBackupRefusals(t *testing.T) {
 
 // TestVerifyCatchesCorruption: a copy with damaged pages fails the check.
 func TestVerifyCatchesCorruption(t *testing.T) {
+	testdb.SkipOnPostgres(t, "latchkey backup copies a SQLite database file")
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "latchkey.db")
 	st, err := store.Open(context.Background(), dbPath)
@@ -328,6 +332,7 @@ func TestVerifyCatchesCorruption(t *testing.T) {
 // LATCHKEY_SECRET_KEY, a session cookie from before still signs in: the
 // secret travels inside the file.
 func TestRestoreFromBackup(t *testing.T) {
+	testdb.SkipOnPostgres(t, "latchkey backup copies a SQLite database file")
 	app := startApp(t, nil)
 	p := newPortalClient(t, app.URL)
 	p.signIn()

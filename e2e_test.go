@@ -16,6 +16,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // e2eApp is Latchkey started through run(), as `go run .` would, on a free
@@ -31,6 +32,10 @@ const (
 	e2eAdminPassword = "e2e-admin-Passw0rd"
 )
 
+// pgSecretKey is LATCHKEY_SECRET_KEY for the apps and commands of a
+// suite run on PostgreSQL (LATCHKEY_TEST_DB=postgres), which requires one.
+const pgSecretKey = "e2e-secret-key-0123456789abcdef0123456789"
+
 // startApp runs Latchkey with the given environment on top of test
 // defaults (an admin from the environment, bcrypt cost 4, a temp DB).
 func startApp(t testing.TB, env map[string]string) *e2eApp {
@@ -41,10 +46,8 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	dir := t.TempDir()
 	vars := map[string]string{
 		"LATCHKEY_ADDR":           addr,
-		"LATCHKEY_DB":             filepath.Join(dir, "latchkey.db"),
 		"LATCHKEY_PUBLIC_URL":     "http://" + addr,
 		"LATCHKEY_ADMIN_EMAIL":    e2eAdminEmail,
 		"LATCHKEY_ADMIN_PASSWORD": e2eAdminPassword,
@@ -52,6 +55,15 @@ func startApp(t testing.TB, env map[string]string) *e2eApp {
 		"LATCHKEY_LOG_LEVEL":      "warn",
 		// Webhook receivers in tests run on loopback.
 		"LATCHKEY_HOOKS_ALLOW_PRIVATE": "true",
+	}
+	// A fresh database unless the test names one (a restart): a SQLite
+	// file, or with LATCHKEY_TEST_DB=postgres a PostgreSQL database, which
+	// needs the secret key every instance shares.
+	if env["LATCHKEY_DB"] == "" {
+		vars["LATCHKEY_DB"] = testdb.DB(t, filepath.Join(t.TempDir(), "latchkey.db"))
+	}
+	if testdb.Postgres() {
+		vars["LATCHKEY_SECRET_KEY"] = pgSecretKey
 	}
 	for k, v := range env {
 		vars[k] = v

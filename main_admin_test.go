@@ -17,6 +17,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // buildBinary builds latchkey into a temp dir, as an operator would run it.
@@ -43,6 +44,9 @@ func runCLI(t *testing.T, bin, db, stdin string, args ...string) cliResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LATCHKEY_DB=" + db, "LATCHKEY_BCRYPT_COST=4"}
+	if testdb.Postgres() {
+		cmd.Env = append(cmd.Env, "LATCHKEY_SECRET_KEY="+pgSecretKey)
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -227,6 +231,9 @@ func TestEnvAdminIgnoredWhenAdminsExistIsLogged(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LATCHKEY_DB=" + app.DB, "LATCHKEY_ADDR=127.0.0.1:0",
 		"LATCHKEY_ADMIN_EMAIL=other@example.com", "LATCHKEY_ADMIN_PASSWORD=other admin password", "LATCHKEY_BCRYPT_COST=4"}
+	if testdb.Postgres() {
+		cmd.Env = append(cmd.Env, "LATCHKEY_SECRET_KEY="+pgSecretKey)
+	}
 	var errb syncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {

@@ -102,7 +102,7 @@ func TestAdminAPICreateUserWebhookStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var queued int
-	err = st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE ev.type <> 'user.created' OR ev.seq > ?`,
+	err = st.Direct().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries d JOIN events ev ON ev.seq = d.event_seq WHERE ev.type <> 'user.created' OR ev.seq > ?`,
 		int64(ev["seq"].(float64))).Scan(&queued)
 	st.Close()
 	if err != nil || queued != 0 {

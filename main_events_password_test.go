@@ -73,8 +73,8 @@ func TestNoPasswordInEventsOrWebhooksEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var sent, pending int
-		_ = st.DB().QueryRow(`SELECT COUNT(*) FROM events WHERE type = 'email.sent'`).Scan(&sent)
-		_ = st.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries WHERE status != 'succeeded'`).Scan(&pending)
+		_ = st.Direct().QueryRow(`SELECT COUNT(*) FROM events WHERE type = 'email.sent'`).Scan(&sent)
+		_ = st.Direct().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries WHERE status != 'succeeded'`).Scan(&pending)
 		if sent == 5 && pending == 0 {
 			break
 		}
@@ -83,7 +83,7 @@ func TestNoPasswordInEventsOrWebhooksEndToEnd(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	rows, err := st.DB().Query(`SELECT type, payload || context FROM events`)
+	rows, err := st.Direct().Query(`SELECT type, payload || context FROM events`)
 	if err != nil {
 		t.Fatal(err)
 	}

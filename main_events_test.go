@@ -151,7 +151,7 @@ func forceDue(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	res, err := st.DB().Exec(`UPDATE webhook_deliveries SET next_attempt_at = 0 WHERE status = 'pending'`)
+	res, err := st.Direct().Exec(`UPDATE webhook_deliveries SET next_attempt_at = 0 WHERE status = 'pending'`)
 	if err != nil {
 		t.Fatal(err)
 	}

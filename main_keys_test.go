@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"latchkey/store/testdb"
 )
 
 // TestKeysCommand: `latchkey keys rotate` makes a new active key and keeps
@@ -14,7 +16,7 @@ import (
 // error that changes nothing.
 func TestKeysCommand(t *testing.T) {
 	ctx := context.Background()
-	env := map[string]string{"LATCHKEY_DB": filepath.Join(t.TempDir(), "k.db"), "LATCHKEY_SECRET_KEY": "0123456789abcdef0123456789abcdef"}
+	env := map[string]string{"LATCHKEY_DB": testdb.DB(t, filepath.Join(t.TempDir(), "k.db")), "LATCHKEY_SECRET_KEY": "0123456789abcdef0123456789abcdef"}
 	getenv := func(k string) string { return env[k] }
 	var out bytes.Buffer
 	keys := func(args ...string) int {

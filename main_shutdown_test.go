@@ -18,6 +18,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // TestSIGTERMDuringImportLetsItFinish: an import is running (held in
@@ -45,7 +46,7 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 		hold = 3 * time.Second // past the 500 ms bound
 	}
 	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "latchkey.db")
+	dbPath := testdb.DB(t, filepath.Join(dir, "latchkey.db"))
 	token := makeAPIKey(t, dbPath)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -57,6 +58,9 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	vars := map[string]string{
 		"LATCHKEY_ADDR": addr, "LATCHKEY_DB": dbPath, "LATCHKEY_PUBLIC_URL": "http://" + addr,
 		"LATCHKEY_BCRYPT_COST": "4", "LATCHKEY_LOG_LEVEL": "error", "LATCHKEY_SHUTDOWN_TIMEOUT": shutdownTimeout,
+	}
+	if testdb.Postgres() {
+		vars["LATCHKEY_SECRET_KEY"] = pgSecretKey
 	}
 	ctx, sigterm := context.WithCancel(context.Background())
 	defer sigterm()
@@ -76,7 +80,13 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	}
 	// Another connection holds the write lock, so the import stays in
 	// flight until it lets go.
-	other, err := sql.Open("sqlite3", "file:"+dbPath+"?_txlock=immediate")
+	// (On PostgreSQL: a lock on the users table that makes the import's
+	// INSERT wait; the hold is within the 5 s lock_timeout.)
+	driver, dsn, holdLock := "sqlite3", "file:"+dbPath+"?_txlock=immediate", `INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`
+	if testdb.Postgres() {
+		driver, dsn, holdLock = "pgx", dbPath, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`
+	}
+	other, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +95,7 @@ func testSIGTERMDuringImport(t *testing.T, shutdownTimeout string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock.Exec(`INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`); err != nil {
+	if _, err := lock.Exec(holdLock); err != nil {
 		t.Fatal(err)
 	}
 	time.AfterFunc(hold, func() { _ = lock.Rollback() })

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"latchkey/store/testdb"
 )
 
 // The user the Dockerfile creates; a uid needs no passwd entry to run as.
@@ -49,6 +51,7 @@ func TestDockerfileDeclares(t *testing.T) {
 // server. A directory the user cannot write is refused. The example
 // systemd unit passes `systemd-analyze verify` when that tool exists.
 func TestRunsAsNonRootUser(t *testing.T) {
+	testdb.SkipOnPostgres(t, "it checks the modes of the SQLite database file the package's user creates")
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}

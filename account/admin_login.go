@@ -56,7 +56,9 @@ func (s *Service) AdminSignIn(ctx context.Context, actor Actor, email, password 
 		return nil, err
 	}
 	actor.Kind, actor.ID, actor.Name = "admin", a.ID, a.Email
-	ok, err := s.store.ReserveAdminAttempt(ctx, a.ID, AdminLockoutThreshold, s.Now())
+	// Not cancellable, as in Login: a reservation must be known to be
+	// settled.
+	ok, err := s.store.ReserveAdminAttempt(context.WithoutCancel(ctx), a.ID, AdminLockoutThreshold, s.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -110,7 +110,11 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 	}
 	actor = userActor(actor, u.ID)
 	if policy.LockoutThreshold > 0 {
-		ok, err := s.store.ReserveLoginAttempt(ctx, u.ID, policy.LockoutThreshold, s.Now())
+		// Not cancellable: a client hanging up while the reservation is
+		// in flight must not leave it made but unknown to us (on
+		// PostgreSQL a cancelled statement may still have committed),
+		// since only a known reservation gets settled below.
+		ok, err := s.store.ReserveLoginAttempt(context.WithoutCancel(ctx), u.ID, policy.LockoutThreshold, s.Now())
 		if err != nil {
 			return nil, err
 		}

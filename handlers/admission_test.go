@@ -14,6 +14,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/metrics"
+	"latchkey/store/testdb"
 )
 
 // fillSlots takes every verification slot of a, as requests verifying
@@ -208,7 +209,14 @@ func TestLockedDatabaseAnswers503(t *testing.T) {
 	key := a.apiKey()
 	wantStatus(t, a.get("/portal/users/new"), http.StatusOK)
 
-	other, err := sql.Open("sqlite3", "file:"+a.dbPath+"?_txlock=immediate")
+	// Another connection takes the lock a user's creation needs: SQLite's
+	// one write lock, or on PostgreSQL a lock on the users table that lets
+	// reads through but makes an INSERT wait (past the budget: lock_timeout).
+	driver, dsn, holdLock := "sqlite3", "file:"+a.dbPath+"?_txlock=immediate", `INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`
+	if testdb.Postgres() {
+		driver, dsn, holdLock = "pgx", a.dbPath, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`
+	}
+	other, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +225,7 @@ func TestLockedDatabaseAnswers503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock.Exec(`INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`); err != nil {
+	if _, err := lock.Exec(holdLock); err != nil {
 		t.Fatal(err)
 	}
 	before := a.countUsers()
@@ -263,7 +271,7 @@ type busyApp struct {
 
 func newBusyApp(t *testing.T) *busyApp {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "busy.db")
+	path := testdb.DB(t, filepath.Join(t.TempDir(), "busy.db"))
 	app := startTestAppAt(t, true, path, 300*time.Millisecond)
 	return &busyApp{testApp: app, dbPath: path}
 }

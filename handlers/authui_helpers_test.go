@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -18,6 +17,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // authClock is the account service's clock in Auth UI tests.
@@ -117,12 +117,12 @@ func newAuthApp(t *testing.T, policy func(*account.Policy)) *authApp {
 func newAuthAppCost(t *testing.T, cost int, policy func(*account.Policy), configure ...func(*Config)) *authApp {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.Open(ctx, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogW, nil))
 	m, ev := &authMailer{}, &authEvents{}
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: cost}, m, ev, log)
 	if err != nil {

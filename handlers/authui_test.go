@@ -557,7 +557,7 @@ func TestAuthForgotPasswordCode(t *testing.T) {
 
 	// Nothing plaintext at rest.
 	var codeHash, linkHash string
-	if err := a.store.DB().QueryRow(`SELECT code_hash, link_hash FROM password_resets WHERE user_id = ?`, u.ID).Scan(&codeHash, &linkHash); err != nil {
+	if err := a.store.Direct().QueryRow(`SELECT code_hash, link_hash FROM password_resets WHERE user_id = ?`, u.ID).Scan(&codeHash, &linkHash); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(codeHash, m.Code) || strings.Contains(m.Link, linkHash) {

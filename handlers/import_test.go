@@ -122,10 +122,10 @@ func TestImportEndpoint10000Bcrypt(t *testing.T) {
 	}
 	// None fired user.created; one audit event for the import.
 	var created, audit, deliveries int
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM events WHERE type LIKE 'user.%'`).Scan(&created); err != nil {
+	if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM events WHERE type LIKE 'user.%'`).Scan(&created); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM events WHERE type = ?`, hooks.AdminImportUsers).Scan(&audit); err != nil {
+	if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM events WHERE type = ?`, hooks.AdminImportUsers).Scan(&audit); err != nil {
 		t.Fatal(err)
 	}
 	if created != 0 || audit != 1 {
@@ -133,7 +133,7 @@ func TestImportEndpoint10000Bcrypt(t *testing.T) {
 	}
 	// No webhook was sent: deliveries are queued in the transaction of
 	// their event, so none queued means none will ever go out.
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries`).Scan(&deliveries); err != nil {
+	if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries`).Scan(&deliveries); err != nil {
 		t.Fatal(err)
 	}
 	if deliveries != 0 {

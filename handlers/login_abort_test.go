@@ -74,7 +74,7 @@ func TestAbortedSignInsAreSettled(t *testing.T) {
 		}
 		return l
 	}
-	waitFor(t, 20*time.Second, "every reserved attempt to be settled", func() bool {
+	waitFor(t, 90*time.Second, "every reserved attempt to be settled", func() bool {
 		l := lockout()
 		return l != nil && l.Pending == 0
 	})

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"html"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -19,6 +18,7 @@ import (
 	"latchkey/mail"
 	"latchkey/mail/mailtest"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // newMailApp is newTestApp with the email outbox wired in, delivering
@@ -26,11 +26,11 @@ import (
 func newMailApp(t *testing.T, sender mail.Sender, configure ...func(*mail.Config)) (*testApp, *mail.Outbox) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.Open(ctx, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogW, nil))
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4}, nil, nil, log)
 	if err != nil {
 		t.Fatal(err)

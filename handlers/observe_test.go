@@ -16,6 +16,7 @@ import (
 	"latchkey/hooks"
 	"latchkey/mail"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 type lockedBuffer struct {
@@ -138,7 +139,7 @@ func TestReadyz(t *testing.T) {
 	readyStale = 3 * time.Second
 
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.Open(ctx, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

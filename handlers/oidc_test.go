@@ -18,6 +18,7 @@ import (
 	"latchkey/account"
 	"latchkey/oidc"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 const (
@@ -38,12 +39,12 @@ type oidcApp struct {
 func newOIDCApp(t *testing.T) *oidcApp {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.Open(ctx, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogW, nil))
 	m, ev := &authMailer{}, &authEvents{}
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4}, m, ev, log)
 	if err != nil {
@@ -182,7 +183,7 @@ func (a *oidcApp) userinfo(at string) (int, map[string]any) {
 // liveTokens counts unrevoked access and refresh tokens.
 func (a *oidcApp) liveTokens() (access, refresh int) {
 	a.t.Helper()
-	db := a.store.DB()
+	db := a.store.Direct()
 	if err := db.QueryRow(`SELECT COUNT(*) FROM oidc_access_tokens WHERE revoked_at IS NULL`).Scan(&access); err != nil {
 		a.t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestOIDCAuthorizeErrorPages(t *testing.T) {
 		})
 	}
 	var n int
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM oidc_auth_requests WHERE code_hash IS NULL`).Scan(&n); err != nil || n != 0 {
+	if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM oidc_auth_requests WHERE code_hash IS NULL`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("auth requests stored: %d, %v", n, err)
 	}
 	if st, _ := a.userinfo(tr.AccessToken); st == http.StatusOK {

@@ -112,12 +112,12 @@ func TestRemovedAdminSessionEnds(t *testing.T) {
 	b := a.browser()
 	signInAdmin(t, b)
 	admin, _ := a.store.AdminByEmail(ctx, testAdminEmail)
-	if _, err := a.store.DB().ExecContext(ctx, `DELETE FROM admins WHERE id = ?`, admin.ID); err != nil {
+	if _, err := a.store.Direct().ExecContext(ctx, `DELETE FROM admins WHERE id = ?`, admin.ID); err != nil {
 		t.Fatal(err)
 	}
 	wantSignedIn(t, b, false)
 	var n int
-	if err := a.store.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM admin_sessions`).Scan(&n); err != nil || n != 0 {
+	if err := a.store.Direct().QueryRowContext(ctx, `SELECT COUNT(*) FROM admin_sessions`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("admin_sessions rows after removal: %d, %v", n, err)
 	}
 }

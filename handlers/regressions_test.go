@@ -90,7 +90,7 @@ func TestResetCodeAndLinkSingleUseUnderConcurrency(t *testing.T) {
 				t.Fatalf("%d user.password.changed events, want 1", n)
 			}
 			var history int
-			if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM password_history`).Scan(&history); err != nil {
+			if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM password_history`).Scan(&history); err != nil {
 				t.Fatal(err)
 			}
 			if history != 2 { // the first password and the reset

@@ -202,7 +202,7 @@ func TestScriptLimitsInPortal(t *testing.T) {
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantContains(t, r.Body, "The code is 201 KiB; a hook can be at most 100 KiB.")
 	var n int
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM hook_scripts`).Scan(&n); err != nil || n != 0 {
+	if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM hook_scripts`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d hooks saved from invalid forms (%v)", n, err)
 	}
 
@@ -242,13 +242,13 @@ func TestScriptTryShowsResult(t *testing.T) {
 	a, _, _ := newScriptApp(t)
 	id := addScriptHook(t, a, tsForm("echo", `export default (e: any) => { console.log("hello", e.payload.user.standard_attributes.phone_number); return { type: e.type }; }`, hooks.UserCreated))
 	var before int
-	_ = a.store.DB().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&before)
+	_ = a.store.Direct().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&before)
 	a.get("/portal/hooks/" + id)
 	r := a.post("/portal/hooks/"+id+"/try", nil)
 	wantStatus(t, r, http.StatusOK)
 	wantContains(t, r.Body, "Succeeded", "log: hello +14155550100", html.EscapeString(`"type": "user.created"`), "Time")
 	var after int
-	_ = a.store.DB().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&after)
+	_ = a.store.Direct().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&after)
 	if after != before || a.countUsers() != 0 {
 		t.Fatalf("events %d -> %d, %d users", before, after, a.countUsers())
 	}
@@ -285,7 +285,7 @@ func TestBlockingScriptStopsPortalAndAPI(t *testing.T) {
 	f.Set("timeout", "5")
 	addScriptHook(t, a, f)
 	var events int
-	_ = a.store.DB().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&events)
+	_ = a.store.Direct().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&events)
 
 	wantStatus(t, a.get("/portal/users/new"), http.StatusOK)
 	r := a.post("/portal/users", createForm("email", "eve@blocked.example", "manual", "s3cret-Passw0rd", false, true))
@@ -323,8 +323,8 @@ func TestBlockingScriptStopsPortalAndAPI(t *testing.T) {
 		t.Fatalf("%d users after two refusals", n)
 	}
 	var after, deliveries int
-	_ = a.store.DB().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&after)
-	_ = a.store.DB().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries`).Scan(&deliveries)
+	_ = a.store.Direct().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&after)
+	_ = a.store.Direct().QueryRow(`SELECT COUNT(*) FROM webhook_deliveries`).Scan(&deliveries)
 	if after != events || deliveries != 0 {
 		t.Fatalf("events %d -> %d, %d deliveries after refusals", events, after, deliveries)
 	}

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"html"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,6 +21,7 @@ import (
 	"latchkey/sms"
 	"latchkey/sms/smstest"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // newSMSApp is the portal, Auth UI and Admin API over a real outbox whose
@@ -37,11 +37,11 @@ func newSMSApp(t *testing.T, texts mail.Sender, limits account.SMSLimits) (*apiA
 func newSMSAppWith(t *testing.T, texts mail.Sender, limits account.SMSLimits, tune func(*mail.Config)) (*apiApp, *mail.DevMailbox) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.Open(ctx, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogW, nil))
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4, SMS: limits}, nil, nil, log)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // testApp is the real router over a fresh SQLite file, driven through
@@ -45,10 +46,11 @@ func newTestApp(t *testing.T, configure ...func(*Config)) *testApp {
 // startTestApp starts the app, with the test admin when withAdmin is set.
 func startTestApp(t *testing.T, withAdmin bool, configure ...func(*Config)) *testApp {
 	t.Helper()
-	return startTestAppAt(t, withAdmin, filepath.Join(t.TempDir(), "test.db"), 0, configure...)
+	return startTestAppAt(t, withAdmin, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")), 0, configure...)
 }
 
-// startTestAppAt is startTestApp over the SQLite file at path, with a
+// startTestAppAt is startTestApp over the database at path (a SQLite
+// file or a PostgreSQL URL, as testdb.DB gives), with a
 // write budget (0: the default).
 func startTestAppAt(t *testing.T, withAdmin bool, path string, writeTimeout time.Duration, configure ...func(*Config)) *testApp {
 	t.Helper()
@@ -58,7 +60,7 @@ func startTestAppAt(t *testing.T, withAdmin bool, path string, writeTimeout time
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogW, nil))
 	acct, err := account.New(ctx, st, account.Config{BcryptCost: 4}, nil, nil, log)
 	if err != nil {
 		t.Fatal(err)

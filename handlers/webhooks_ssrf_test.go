@@ -22,7 +22,7 @@ func TestWebhookFormRefusesPrivateAddresses(t *testing.T) {
 		wantContains(t, r.Body, "private network")
 	}
 	var n int
-	if err := a.store.DB().QueryRow(`SELECT COUNT(*) FROM webhooks`).Scan(&n); err != nil || n != 0 {
+	if err := a.store.Direct().QueryRow(`SELECT COUNT(*) FROM webhooks`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d webhooks stored (%v)", n, err)
 	}
 }

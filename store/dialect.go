@@ -46,6 +46,10 @@ var pgReplacements = strings.NewReplacer(
 	// (group_concat is SQLite's, and PostgreSQL 15 wants a FROM subquery named).
 	`(SELECT group_concat(kind || ':' || value, char(10)) FROM (SELECT kind, value FROM identities WHERE user_id = u.id ORDER BY created_at, id) AS ids)`,
 	`(SELECT string_agg(kind || ':' || value, chr(10) ORDER BY created_at, id) FROM identities WHERE user_id = u.id)`,
+	// auth.go LatestPasswordReset: insertion order breaks a tie of
+	// created_at; rowid is SQLite's, seq the identity column of
+	// migrations_pg/0020_a_reset_order.sql.
+	`ORDER BY created_at DESC, rowid DESC`, `ORDER BY created_at DESC, seq DESC`,
 )
 
 type pgStatement struct {

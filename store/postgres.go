@@ -60,9 +60,9 @@ const pgMigrateLock = 0x6c61746368 // "latch"
 // transaction runs at READ COMMITTED, the counters being single atomic
 // UPDATE ... RETURNING statements.
 func openPostgres(ctx context.Context, url string, o Options) (*Store, error) {
-	db, err := sql.Open("pgx", url)
+	db, err := openPGPool(url, o.WriteTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("store: open postgres: %w", err)
+		return nil, err
 	}
 	conns := o.ReadConns
 	if conns <= 0 {
@@ -93,6 +93,12 @@ func (s *Store) migratePG(ctx context.Context) error {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer conn.Close()
+	// Another instance may migrate for longer than the lock_timeout that
+	// bounds ordinary writes (openPGPool): wait for it without a bound.
+	if _, err := conn.ExecContext(ctx, `SET lock_timeout = 0`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `RESET lock_timeout`)
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, pgMigrateLock); err != nil {
 		return fmt.Errorf("store: migrate: lock: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -203,6 +204,30 @@ func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", fmt.Errorf("pgtest: create database: %w", err)
+	}
+	return c.dsn(name), nil
+}
+
+// NewDatabaseFrom creates a database as a copy of the one at templateURL
+// (a URL from NewDatabase, with no connection open to it) and returns its
+// connection URL. Copying a database that already holds a schema is much
+// faster than building the schema again.
+func (c *Cluster) NewDatabaseFrom(ctx context.Context, templateURL string) (string, error) {
+	u, err := url.Parse(templateURL)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: template URL: %w", err)
+	}
+	tmpl := strings.TrimPrefix(u.Path, "/")
+	dbNames.Lock()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.n.Add(1))
+	dbNames.Unlock()
+	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tmpl}.Sanitize()); err != nil {
+		return "", fmt.Errorf("pgtest: create database from %s: %w", tmpl, err)
 	}
 	return c.dsn(name), nil
 }

@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: password_resets' rowid already gives the order
+-- of insertion (migrations_pg/0020_a_reset_order.sql adds a column for it).
