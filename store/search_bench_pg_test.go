@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,8 +173,10 @@ func (r *recordingQueryer) QueryContext(ctx context.Context, query string, args 
 	return r.queryer.QueryContext(ctx, query, args...)
 }
 
-// explainList logs EXPLAIN ANALYZE of the list query p runs.
-func explainList(b *testing.B, s *Store, p ListUsersParams) {
+// explainList runs EXPLAIN (ANALYZE, BUFFERS) of the list query p runs
+// and returns the plan and the shared buffers (8 kB pages) it touched,
+// a measure of the query's work that does not depend on the machine's load.
+func explainList(b *testing.B, s *Store, p ListUsersParams) (string, int) {
 	ctx := context.Background()
 	rec := &recordingQueryer{queryer: s.db}
 	t := &Tx{q: pgQueryer{rec}}
@@ -186,14 +189,25 @@ func explainList(b *testing.B, s *Store, p ListUsersParams) {
 	}
 	defer rows.Close()
 	var plan []string
+	buffers := -1
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
 			b.Fatal(err)
 		}
 		plan = append(plan, line)
+		// The first "Buffers:" line is the top node's: the whole query's.
+		if f := strings.Fields(line); buffers < 0 && len(f) > 0 && f[0] == "Buffers:" {
+			buffers = 0
+			for _, kv := range f[1:] {
+				if k, v, ok := strings.Cut(kv, "="); ok && (k == "hit" || k == "read") {
+					n, _ := strconv.Atoi(v)
+					buffers += n
+				}
+			}
+		}
 	}
-	b.Logf("EXPLAIN ANALYZE, %s:\n%s", describeParams(p), strings.Join(plan, "\n"))
+	return strings.Join(plan, "\n"), max(buffers, 0)
 }
 
 // BenchmarkSearch1MPostgres is BenchmarkSearch1M on PostgreSQL: 1,000,000
@@ -203,7 +217,7 @@ func explainList(b *testing.B, s *Store, p ListUsersParams) {
 // substring searches (searchBenchQueries); p50 and p95 per query.
 // LATCHKEY_BENCH_EXPLAIN=1 logs each query's plan.
 //
-//	LATCHKEY_BENCH_PGDIR=/tmp/latchkey-bench-pg go test ./store -run '^$' -bench Search1MPostgres -benchtime 200x -timeout 60m
+//	LATCHKEY_BENCH_PGDIR=/tmp/latchkey-bench-pg go test ./store -run '^$' -bench Search1MPostgres -benchtime 200x -timeout 60m -v
 func BenchmarkSearch1MPostgres(b *testing.B) {
 	s := OpenSearchBenchPG(b, 1_000_000)
 	ctx := context.Background()
@@ -211,13 +225,14 @@ func BenchmarkSearch1MPostgres(b *testing.B) {
 	if os.Getenv("LATCHKEY_BENCH_EXPLAIN") == "1" {
 		for _, p := range all {
 			p.Limit = 51
-			explainList(b, s, p)
+			plan, _ := explainList(b, s, p)
+			b.Logf("EXPLAIN ANALYZE, %s:\n%s", describeParams(p), plan)
 		}
 	}
 	type result struct {
-		name     string
-		rows     int
-		p50, p95 time.Duration
+		name          string
+		rows, buffers int
+		p50, p95      time.Duration
 	}
 	var results []result
 	bench := func(prefix string, qs []ListUsersParams) {
@@ -237,8 +252,10 @@ func BenchmarkSearch1MPostgres(b *testing.B) {
 					n = len(rows)
 				}
 				sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
-				r := result{name: name + " " + describeParams(p), rows: n, p50: times[len(times)/2], p95: times[len(times)*95/100]}
+				_, buffers := explainList(b, s, p)
+				r := result{name: name + " " + describeParams(p), rows: n, buffers: buffers, p50: times[len(times)/2], p95: times[len(times)*95/100]}
 				b.ReportMetric(float64(n), "rows")
+				b.ReportMetric(float64(buffers), "buffers")
 				b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(r.p95.Microseconds())/1000, "p95-ms")
 				results = append(results, r)
@@ -248,9 +265,9 @@ func BenchmarkSearch1MPostgres(b *testing.B) {
 	bench("List", listBenchQueries)
 	bench("Search", searchBenchQueries)
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "load average %s\n| query | rows | p50 ms | p95 ms |\n|---|---|---|---|\n", loadAvg())
+	fmt.Fprintf(&sb, "load average %s\n| query | rows | p50 ms | p95 ms | buffers |\n|---|---|---|---|---|\n", loadAvg())
 	for _, r := range results {
-		fmt.Fprintf(&sb, "| %s | %d | %.2f | %.2f |\n", r.name, r.rows, float64(r.p50.Microseconds())/1000, float64(r.p95.Microseconds())/1000)
+		fmt.Fprintf(&sb, "| %s | %d | %.2f | %.2f | %d |\n", r.name, r.rows, float64(r.p50.Microseconds())/1000, float64(r.p95.Microseconds())/1000, r.buffers)
 	}
 	b.Log("\n" + sb.String())
 }

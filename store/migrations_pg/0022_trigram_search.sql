@@ -19,6 +19,14 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 CREATE INDEX identities_value_trgm ON identities USING gin (value_norm gin_trgm_ops);
 
+-- The planner picks between walking the newest users (a common term) and
+-- reading the trigram index (a rare one) by its estimate of how many
+-- login IDs contain the term, which it takes from value_norm's histogram:
+-- 1,000 entries instead of the default 100 make that estimate good down
+-- to about 0.1% (at a million users, a term 1 in 256 users have was
+-- estimated at 1.4% with 100, and the walk chosen took 50 times longer).
+ALTER TABLE identities ALTER COLUMN value_norm SET STATISTICS 1000;
+
 DROP TRIGGER login_id_grams_identities ON identities;
 DROP TRIGGER login_id_grams_user_delete ON users;
 DROP TABLE gram_counts;

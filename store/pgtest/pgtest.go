@@ -221,6 +221,15 @@ func (c *Cluster) dsn(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
 }
 
+// Pid is the process ID of the postmaster, the parent of every backend:
+// a benchmark sums the CPU time of it and its children.
+func (c *Cluster) Pid() int {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
 // Port is the loopback TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
 
