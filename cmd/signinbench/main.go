@@ -105,26 +105,9 @@ type options struct {
 	instances int
 }
 
-// postgresCPU is the CPU time so far of a PostgreSQL cluster: the
-// postmaster, its live children (backends, background workers) and the
-// children it has reaped.
-func postgresCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	total := procCPU(pid, true)
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f := procStat(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			total += procCPU(child, false)
-		}
-	}
-	return total
-}
+// postgresCPU is the CPU time so far of the PostgreSQL cluster whose
+// postmaster is pid (0: not measured).
+func postgresCPU(pid int) time.Duration { return pgtest.TreeCPU(pid) }
 
 // procStat returns the fields of /proc/pid/stat after the command name
 // (state, ppid, ...).
