@@ -81,6 +81,19 @@ func testSubstringSearch(t *testing.T, s *Store) {
 			t.Errorf("search %q = %q, want %q", q, got, want)
 		}
 	}
+	// Pages of one: a full page from the newest users (on PostgreSQL the
+	// window), then the next page after its cursor.
+	first, err := s.ListUsers(ctx, ListUsersParams{Search: "smith", Limit: 1})
+	if err != nil || len(first) != 1 || first[0].ID != "u3" {
+		t.Fatalf("first page of one: %+v, %v", first, err)
+	}
+	next, err := s.ListUsers(ctx, ListUsersParams{Search: "smith", Limit: 1, After: first[0].Cursor})
+	if err != nil || len(next) != 1 || next[0].ID != "u1" {
+		t.Fatalf("next page of one: %+v, %v", next, err)
+	}
+	if last, err := s.ListUsers(ctx, ListUsersParams{Search: "smith", Limit: 1, After: next[0].Cursor}); err != nil || len(last) != 0 {
+		t.Fatalf("page after the last: %+v, %v", last, err)
+	}
 	// Edit: u4's email changes; the old substring no longer finds them.
 	if err := s.UpdateIdentity(ctx, "u4-0", "zoe@smith.io", "zoe@smith.io"); err != nil {
 		t.Fatal(err)

@@ -539,7 +539,7 @@ func warmUsers(srvs *servers, src []net.IP, users int) error {
 					if err == nil && refusedFor == 0 {
 						break
 					}
-					if try == 5 {
+					if try == 30 { // a loaded machine refuses (503) for a while
 						failed.Add(1)
 						break
 					}
