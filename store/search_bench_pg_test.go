@@ -160,16 +160,17 @@ func describeParams(p ListUsersParams) string {
 	return strings.Join(parts, ", ")
 }
 
-// recordingQueryer passes statements through and keeps the last one, so
-// that the benchmark can EXPLAIN ANALYZE what ListUsers really ran.
+// recordingQueryer passes statements through and keeps them, so that the
+// benchmark can EXPLAIN ANALYZE what ListUsers really ran (one or two
+// queries).
 type recordingQueryer struct {
 	queryer
-	last     string
-	lastArgs []any
+	queries []string
+	args    [][]any
 }
 
 func (r *recordingQueryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	r.last, r.lastArgs = query, args
+	r.queries, r.args = append(r.queries, query), append(r.args, args)
 	return r.queryer.QueryContext(ctx, query, args...)
 }
 
@@ -183,31 +184,36 @@ func explainList(b *testing.B, s *Store, p ListUsersParams) (string, int) {
 	if _, err := t.ListUsers(ctx, p); err != nil {
 		b.Fatal(err)
 	}
-	rows, err := s.db.QueryContext(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+rec.last, rec.lastArgs...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rows.Close()
 	var plan []string
-	buffers := -1
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
+	total := 0
+	for i, q := range rec.queries {
+		rows, err := s.db.QueryContext(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+q, rec.args[i]...)
+		if err != nil {
 			b.Fatal(err)
 		}
-		plan = append(plan, line)
-		// The first "Buffers:" line is the top node's: the whole query's.
-		if f := strings.Fields(line); buffers < 0 && len(f) > 0 && f[0] == "Buffers:" {
-			buffers = 0
-			for _, kv := range f[1:] {
-				if k, v, ok := strings.Cut(kv, "="); ok && (k == "hit" || k == "read") {
-					n, _ := strconv.Atoi(v)
-					buffers += n
+		buffers := -1
+		plan = append(plan, fmt.Sprintf("-- statement %d of %d", i+1, len(rec.queries)))
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				b.Fatal(err)
+			}
+			plan = append(plan, line)
+			// The first "Buffers:" line is the top node's: the whole query's.
+			if f := strings.Fields(line); buffers < 0 && len(f) > 0 && f[0] == "Buffers:" {
+				buffers = 0
+				for _, kv := range f[1:] {
+					if k, v, ok := strings.Cut(kv, "="); ok && (k == "hit" || k == "read") {
+						n, _ := strconv.Atoi(v)
+						buffers += n
+					}
 				}
 			}
 		}
+		rows.Close()
+		total += max(buffers, 0)
 	}
-	return strings.Join(plan, "\n"), max(buffers, 0)
+	return strings.Join(plan, "\n"), total
 }
 
 // BenchmarkSearch1MPostgres is BenchmarkSearch1M on PostgreSQL: 1,000,000

@@ -301,8 +301,12 @@ func (t *Tx) EachUser(ctx context.Context, p ListUsersParams, fn func(*UserSumma
 			}
 			return nil
 		}
-		matches := `(SELECT DISTINCT i.user_id FROM identities i WHERE i.value_norm LIKE ?) AS m JOIN users u ON u.id = m.user_id LEFT JOIN passwords p ON p.user_id = u.id`
-		return t.eachUserFrom(ctx, now, matches, []any{"%" + likeEscape(searchTerm(p.Search)) + "%"}, where, args, order, p.Limit, fn)
+		// The matching users from the index, the page's newest of them
+		// picked before anything else is joined to them; the search and
+		// the cursor are inside, so nothing is left for the outer WHERE.
+		matches := `(SELECT u.* FROM (SELECT DISTINCT i.user_id FROM identities i WHERE i.value_norm LIKE ?) AS m
+			JOIN users u ON u.id = m.user_id WHERE u.seq < ? ORDER BY u.seq DESC LIMIT ?) AS u LEFT JOIN passwords p ON p.user_id = u.id`
+		return t.eachUserFrom(ctx, now, matches, []any{"%" + likeEscape(searchTerm(p.Search)) + "%", after, p.Limit}, []string{"1 = 1"}, nil, order, p.Limit, fn)
 	}
 	return t.eachUserFrom(ctx, now, from, nil, where, args, order, p.Limit, fn)
 }
