@@ -304,8 +304,13 @@ func (t *Tx) EachUser(ctx context.Context, p ListUsersParams, fn func(*UserSumma
 		// The matching users from the index, the page's newest of them
 		// picked before anything else is joined to them; the search and
 		// the cursor are inside, so nothing is left for the outer WHERE.
+		// Each match's user is fetched by its key (LATERAL ... OFFSET 0
+		// keeps the planner from hashing all million users instead, which
+		// it prefers for a few thousand matches at the default
+		// random_page_cost).
 		matches := `(SELECT u.* FROM (SELECT DISTINCT i.user_id FROM identities i WHERE i.value_norm LIKE ?) AS m
-			JOIN users u ON u.id = m.user_id WHERE u.seq < ? ORDER BY u.seq DESC LIMIT ?) AS u LEFT JOIN passwords p ON p.user_id = u.id`
+			CROSS JOIN LATERAL (SELECT * FROM users WHERE id = m.user_id OFFSET 0) AS u
+			WHERE u.seq < ? ORDER BY u.seq DESC LIMIT ?) AS u LEFT JOIN passwords p ON p.user_id = u.id`
 		return t.eachUserFrom(ctx, now, matches, []any{"%" + likeEscape(searchTerm(p.Search)) + "%", after, p.Limit}, []string{"1 = 1"}, nil, order, p.Limit, fn)
 	}
 	return t.eachUserFrom(ctx, now, from, nil, where, args, order, p.Limit, fn)
