@@ -270,6 +270,29 @@ func BenchmarkSearch1MPostgres(b *testing.B) {
 	}
 	bench("List", listBenchQueries)
 	bench("Search", searchBenchQueries)
+	// The Users list's "about N users" line: the bounded count that each
+	// page with a search or a filter runs beside the page.
+	for i, p := range searchBenchQueries {
+		name := fmt.Sprintf("Count%02d", i)
+		b.Run(name, func(b *testing.B) {
+			var times []time.Duration
+			n := 0
+			for b.Loop() {
+				t0 := time.Now()
+				var err error
+				if n, _, err = s.CountUsersBounded(ctx, p, countBoundForBench); err != nil {
+					b.Fatal(err)
+				}
+				times = append(times, time.Since(t0))
+			}
+			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+			r := result{name: name + " count, " + describeParams(p), rows: n, p50: times[len(times)/2], p95: times[len(times)*95/100]}
+			b.ReportMetric(float64(n), "counted")
+			b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(r.p95.Microseconds())/1000, "p95-ms")
+			results = append(results, r)
+		})
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "load average %s\n| query | rows | p50 ms | p95 ms | buffers |\n|---|---|---|---|---|\n", loadAvg())
 	for _, r := range results {
