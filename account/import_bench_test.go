@@ -41,7 +41,7 @@ func BenchmarkImport100kPrehashed(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := New(ctx, st, Config{BcryptCost: 4}, nil, nil, log)
+		s, err := New(ctx, st, Config{BcryptCost: 10}, nil, nil, log)
 		if err != nil {
 			b.Fatal(err)
 		}

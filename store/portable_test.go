@@ -240,6 +240,12 @@ func tImportPortable(t *testing.T, s *Store) {
 	if p, err := s.PasswordByUser(ctx, "u01198"); err != nil || !p.SetByAdmin {
 		t.Fatalf("imported password: %+v, %v", p, err)
 	}
+	// The search grams came with the users (on PostgreSQL from the
+	// statement-level triggers of 0022): each imported login ID is found.
+	checkSearchGrams(t, s)
+	if rows, err := s.ListUsers(ctx, ListUsersParams{Search: "user00600@"}); err != nil || len(rows) != 1 || rows[0].ID != "u00600" {
+		t.Fatalf("search for an imported login ID: %d rows, %v", len(rows), err)
+	}
 	dup := []ImportedUser{{User: User{ID: "dup", CreatedAt: now, UpdatedAt: now},
 		Identity: Identity{ID: "idup", UserID: "dup", Kind: "email", Value: norms[0], ValueNorm: norms[0], CreatedAt: now}}}
 	if err := s.InTx(ctx, func(tx *Tx) error { return tx.InsertImportedUsers(ctx, dup) }); !errors.Is(err, ErrConflict) {
@@ -248,4 +254,5 @@ func tImportPortable(t *testing.T, s *Store) {
 	if _, err := s.UserByID(ctx, "dup"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refused import left its user: %v", err)
 	}
+	checkSearchGrams(t, s)
 }

@@ -20,10 +20,16 @@ var (
 // "first.lastN@domain" for each, a US phone number for every fourth, a
 // username for every tenth, through the identities triggers (as the
 // application writes them), in transactions of 10,000 users.
-func fillSearchUsers(b *testing.B, s *Store, n int) {
+func fillSearchUsers(b testing.TB, s *Store, n int) {
+	b.Helper()
+	fillSearchUsersAt(b, s, n, time.Now().UnixMilli())
+}
+
+// fillSearchUsersAt is fillSearchUsers with the clock given (now, unix
+// milliseconds), so that two fills can be compared.
+func fillSearchUsersAt(b testing.TB, s *Store, n int, now int64) {
 	b.Helper()
 	ctx := context.Background()
-	now := time.Now().UnixMilli()
 	const batch = 10_000
 	for start := 0; start < n; start += batch {
 		err := s.InTx(ctx, func(tx *Tx) error {

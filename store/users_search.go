@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,6 +138,12 @@ func (t *Tx) gramsByRarity(ctx context.Context, gs []string) ([]string, []int, e
 	return out, ns, nil
 }
 
+// likeEscape escapes LIKE's wildcards (and its escape character, the
+// backslash by default on PostgreSQL) so that q matches literally.
+func likeEscape(q string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q)
+}
+
 // gramChecks is how many further grams a candidate must also have (a
 // primary-key probe each) before its login IDs are read.
 const gramChecks = 3
@@ -157,6 +164,13 @@ func (t *Tx) userMatch(ctx context.Context, p ListUsersParams) (from, seq string
 		// One or two characters: a prefix of a login ID (an index range).
 		where = append(where, `EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.value_norm >= ? AND i.value_norm < ?)`)
 		args = append(args, q, prefixUpperBound(q))
+	case t.pg():
+		// PostgreSQL: the pg_trgm GIN index on value_norm (migration
+		// 0022_trigram_search) answers LIKE '%q%'; the planner walks the
+		// newest users when the term is common and reads the index when
+		// it is rare (see the figures in docs/scale-out.md).
+		where = append(where, `EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id AND i.value_norm LIKE ?)`)
+		args = append(args, "%"+likeEscape(q)+"%")
 	default:
 		// Walk the rarest gram's users (newest first); each must have the
 		// next rarest grams too (index probes) and then really contain q.
@@ -251,6 +265,7 @@ func (t *Tx) EachUser(ctx context.Context, p ListUsersParams, fn func(*UserSumma
 		// instead of jumping around a file larger than the page cache.
 		order = "u.id"
 	}
+	after := int64(math.MaxInt64)
 	if p.Before != "" {
 		v, _ := strconv.ParseInt(p.Before, 10, 64)
 		where = append(where, seq+" > ?")
@@ -261,15 +276,65 @@ func (t *Tx) EachUser(ctx context.Context, p ListUsersParams, fn func(*UserSumma
 		if err != nil {
 			v = 0 // a cursor from an older version: nothing after it
 		}
+		after = v
 		where = append(where, seq+" < ?")
 		args = append(args, v)
 	}
-	args = append([]any{ms(now)}, args...)
+	if t.pg() && p.Limit > 0 && p.Before == "" && !p.Filters.Any() && len(grams(searchTerm(p.Search))) > 0 {
+		// PostgreSQL, a page of a substring search: first the newest
+		// pgSearchWindow users (from the cursor), each checked. When they
+		// hold a whole page, that is the page (a common term). Otherwise
+		// the term is rare enough that reading its matches from the
+		// trigram index and sorting them costs less than walking further
+		// (the planner, left alone, walks on for terms one user in a few
+		// hundred has: 100,000+ buffers at a million users).
+		window := `(SELECT * FROM users WHERE seq < ? ORDER BY seq DESC LIMIT ?) AS u LEFT JOIN passwords p ON p.user_id = u.id`
+		var page []UserSummary
+		err := t.eachUserFrom(ctx, now, window, []any{after, pgSearchWindow}, where, args, order, p.Limit, func(s *UserSummary) error {
+			page = append(page, *s)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(page) >= p.Limit {
+			for i := range page {
+				if err := fn(&page[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		// The matching users from the index, the page's newest of them
+		// picked before anything else is joined to them; the search and
+		// the cursor are inside, so nothing is left for the outer WHERE.
+		// Each match's user is fetched by its key (LATERAL ... OFFSET 0
+		// keeps the planner from hashing all million users instead, which
+		// it prefers for a few thousand matches at the default
+		// random_page_cost).
+		matches := `(SELECT u.* FROM (SELECT DISTINCT i.user_id FROM identities i WHERE i.value_norm LIKE ?) AS m
+			CROSS JOIN LATERAL (SELECT * FROM users WHERE id = m.user_id OFFSET 0) AS u
+			WHERE u.seq < ? ORDER BY u.seq DESC LIMIT ?) AS u LEFT JOIN passwords p ON p.user_id = u.id`
+		return t.eachUserFrom(ctx, now, matches, []any{"%" + likeEscape(searchTerm(p.Search)) + "%", after, p.Limit}, []string{"1 = 1"}, nil, order, p.Limit, fn)
+	}
+	return t.eachUserFrom(ctx, now, from, nil, where, args, order, p.Limit, fn)
+}
+
+// pgSearchWindow is how many of the newest users a PostgreSQL substring
+// search checks one by one before it reads the trigram index instead:
+// a term fewer than about 1 in 100 users have is cheaper from the index.
+const pgSearchWindow = 5000
+
+// eachUserFrom runs the Users list query over from (with fromArgs for
+// its placeholders), where (with args), in order, at most limit rows (all
+// with 0), and streams the rows to fn.
+func (t *Tx) eachUserFrom(ctx context.Context, now time.Time, from string, fromArgs []any, where []string, args []any, order string, limit int, fn func(*UserSummary) error) error {
+	args = append(append([]any{ms(now)}, fromArgs...), args...)
 	query := `SELECT ` + summaryCols + `, EXISTS (SELECT 1 FROM login_lockouts l WHERE l.user_id = u.id AND l.locked_until > ?)
 		FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order
-	if p.Limit > 0 {
+	if limit > 0 {
 		query += ` LIMIT ?`
-		args = append(args, p.Limit)
+		args = append(args, limit)
 	}
 	rows, err := t.q.QueryContext(ctx, query, args...)
 	if err != nil {

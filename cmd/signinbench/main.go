@@ -18,6 +18,15 @@
 // phases around it, p50 and p99 of accepted sign-ins, CPU busy (the whole
 // machine, the server, and this client), and the count and latency of
 // 503 refusals, with the load average: the machine may be shared.
+//
+// On PostgreSQL (-pg: a throwaway cluster on this machine, started here
+// through store/pgtest; or -db postgres://... for one of your own) it can
+// run several instances (-instances 2): server processes on different
+// ports sharing the database and LATCHKEY_SECRET_KEY, each sign-in sent to
+// the next instance in turn. It then also prints each instance's CPU, the
+// PostgreSQL processes' CPU (for -pg), and the CPU time per sign-in of
+// the servers and the database together: on two cores a second instance
+// cannot add throughput, and this shows whether it adds overhead.
 package main
 
 import (
@@ -51,6 +60,7 @@ import (
 
 	"latchkey/account"
 	"latchkey/store"
+	"latchkey/store/pgtest"
 )
 
 const password = "bench-Passw0rd-1"
@@ -64,6 +74,10 @@ func main() {
 	addrs := flag.Int("addrs", 200, "loopback source addresses")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
 	binFlag := flag.String("bin", "", "a latchkey binary to measure instead of building this tree (to compare two versions)")
+	pgFlag := flag.Bool("pg", false, "run on PostgreSQL: a throwaway cluster on this machine (store/pgtest; its PostgreSQL CPU is measured)")
+	dbFlag := flag.String("db", "", "run on this empty PostgreSQL database (postgres://...) instead of a SQLite file; its CPU is not measured")
+	instances := flag.Int("instances", 1, "server processes sharing the database (more than 1 needs -pg or -db)")
+	importOnly := flag.Int("import", 0, "only time an import of this many pre-hashed users through the Admin API (10,000 per request), with the server's and PostgreSQL's CPU, then stop")
 	flag.Parse()
 	var counts []int
 	for _, f := range strings.Split(*clients, ",") {
@@ -73,9 +87,61 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
-	if err := bench(counts, *users, *loadFor, *rawFor, *rounds, *addrs, *keep, *binFlag); err != nil {
+	if *instances < 1 || (*instances > 1 && !*pgFlag && *dbFlag == "") {
+		fatal(errors.New("-instances: more than one instance needs PostgreSQL (-pg or -db)"))
+	}
+	if *dbFlag != "" && !store.IsPostgresURL(*dbFlag) {
+		fatal(errors.New("-db: want a postgres:// URL"))
+	}
+	o := options{db: *dbFlag, pg: *pgFlag, instances: *instances, importOnly: *importOnly}
+	if err := bench(counts, *users, *loadFor, *rawFor, *rounds, *addrs, *keep, *binFlag, o); err != nil {
 		fatal(err)
 	}
+}
+
+// options select the database and the number of instances.
+type options struct {
+	db         string // a PostgreSQL URL given with -db
+	pg         bool   // start a throwaway PostgreSQL cluster
+	instances  int
+	importOnly int // -import: time an import of this many users, no sign-ins
+}
+
+// postgresCPU is the CPU time so far of the PostgreSQL cluster whose
+// postmaster is pid (0: not measured).
+func postgresCPU(pid int) time.Duration { return pgtest.TreeCPU(pid) }
+
+// procStat returns the fields of /proc/pid/stat after the command name
+// (state, ppid, ...).
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return nil
+	}
+	return strings.Fields(string(b[i+2:]))
+}
+
+// procCPU is a process's user+system CPU time, with its reaped
+// children's when children is set.
+func procCPU(pid int, children bool) time.Duration {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	var t int64
+	fields := []int{11, 12}
+	if children {
+		fields = append(fields, 13, 14)
+	}
+	for _, i := range fields {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		t += n
+	}
+	return time.Duration(t) * time.Second / 100 // USER_HZ
 }
 
 func fatal(err error) {
@@ -83,7 +149,7 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs int, keep bool, prebuilt string) error {
+func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs int, keep bool, prebuilt string, o options) error {
 	dir, err := os.MkdirTemp("", "signinbench")
 	if err != nil {
 		return err
@@ -104,19 +170,70 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 		fmt.Printf("measuring %s\n", bin)
 	}
 	dbPath := filepath.Join(dir, "bench.db")
+	pgPid := 0
+	switch {
+	case o.db != "":
+		dbPath = o.db
+		fmt.Printf("database: %s\n", store.RedactDB(o.db))
+	case o.pg:
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		c, err := pgtest.Start(ctx)
+		if err == nil {
+			dbPath, err = c.NewDatabase(ctx)
+		}
+		cancel()
+		if c != nil {
+			defer c.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		pgPid = c.Pid()
+		fmt.Printf("database: a throwaway PostgreSQL cluster on this machine (fsync off), %s\n", store.RedactDB(dbPath))
+	}
 	token, err := apiKey(dbPath)
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(bin, dbPath, filepath.Join(dir, "server.log"))
-	if err != nil {
-		return err
+	secret := make([]byte, 24)
+	for i := range secret {
+		secret[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
 	}
-	defer srv.stop()
+	var srvs servers
+	defer func() {
+		for _, s := range srvs.all {
+			s.stop()
+		}
+	}()
+	for i := 0; i < o.instances; i++ {
+		s, err := startServer(bin, dbPath, filepath.Join(dir, fmt.Sprintf("server%d.log", i+1)), "signinbench-"+string(secret))
+		if err != nil {
+			return err
+		}
+		srvs.all = append(srvs.all, s)
+	}
+	srvs.pgPid = pgPid
+	srv := srvs.all[0]
+	fmt.Printf("%d instance(s): %s\n", len(srvs.all), srvs.bases())
 
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), 10)
 	if err != nil {
 		return err
+	}
+	if o.importOnly > 0 {
+		srv0, pg0 := srv.cpuTime(), postgresCPU(pgPid)
+		start := time.Now()
+		if err := importUsers(srv.base, token, o.importOnly, string(hash)); err != nil {
+			return err
+		}
+		took := time.Since(start)
+		pgCPU := "not measured"
+		if pgPid != 0 {
+			pgCPU = fmt.Sprintf("%.2fs", (postgresCPU(pgPid) - pg0).Seconds())
+		}
+		fmt.Printf("imported %d pre-hashed users through POST /_api/admin/users/import (10,000 per request) in %v; CPU: server %.2fs, PostgreSQL %s; load average %s\n",
+			o.importOnly, took.Round(time.Millisecond), (srv.cpuTime() - srv0).Seconds(), pgCPU, loadavg())
+		return nil
 	}
 	start := time.Now()
 	if err := importUsers(srv.base, token, users, string(hash)); err != nil {
@@ -129,12 +246,12 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 	// into Latchkey's own format (bcrypt over SHA-512) at the first
 	// successful sign-in, a second hash that a steady state does not pay.
 	start = time.Now()
-	if err := warmUsers(srv, src, users); err != nil {
+	if err := warmUsers(&srvs, src, users); err != nil {
 		return err
 	}
 	fmt.Printf("first sign-in of every user (rehash of the imported hashes) in %v\n", time.Since(start).Round(time.Millisecond))
 	// Warm up: connections, the admission queue's service-time estimate.
-	load(srv, src, users, 8, 3*time.Second)
+	load(&srvs, src, users, 8, 3*time.Second)
 
 	fmt.Printf("\n%d cores, GOMAXPROCS %d; load average at start: %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
 	var results []phaseResult
@@ -142,7 +259,7 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 		before := raw(hash, rawFor)
 		fmt.Printf("raw: %.1f verifications/s (load average %s)\n", before, loadavg())
 		for _, n := range counts {
-			res := load(srv, src, users, n, loadFor)
+			res := load(&srvs, src, users, n, loadFor)
 			after := raw(hash, rawFor)
 			fmt.Printf("raw: %.1f verifications/s (load average %s)\n", after, loadavg())
 			res.raw = (before + after) / 2
@@ -157,14 +274,45 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 	for _, r := range results {
 		fmt.Println(r.row())
 	}
+	if o.pg || o.db != "" {
+		fmt.Println()
+		fmt.Printf("%d instance(s) on PostgreSQL: CPU per instance and of PostgreSQL (cores), and CPU time per accepted sign-in\n", len(srvs.all))
+		fmt.Println("| clients | instances | sign-ins/s | CPU per instance (cores) | PostgreSQL CPU (cores) | CPU ms per sign-in (servers / PostgreSQL / both) | load avg |")
+		fmt.Println("|---|---|---|---|---|---|---|")
+		for _, r := range results {
+			fmt.Println(r.pgRow(len(srvs.all), pgPid != 0))
+		}
+	}
 	fmt.Println()
 	for _, r := range results {
 		r.verdict()
 	}
-	if n := srv.errors(); n > 0 {
-		fmt.Printf("\nthe server logged %d errors; see %s (-keep)\n", n, srv.logPath)
+	for _, s := range srvs.all {
+		if n := s.errors(); n > 0 {
+			fmt.Printf("\nthe server logged %d errors; see %s (-keep)\n", n, s.logPath)
+		}
 	}
 	return nil
+}
+
+// servers are the instances under test; sign-ins go to each in turn.
+type servers struct {
+	all   []*server
+	next  atomic.Int64
+	pgPid int // the PostgreSQL cluster's postmaster, or 0 when not ours
+}
+
+// pick returns the instance for the next sign-in (round robin).
+func (ss *servers) pick() *server {
+	return ss.all[int(ss.next.Add(1))%len(ss.all)]
+}
+
+func (ss *servers) bases() string {
+	var b []string
+	for _, s := range ss.all {
+		b = append(b, s.base)
+	}
+	return strings.Join(b, ", ")
 }
 
 // apiKey creates the database with an Admin API key, through the store
@@ -194,7 +342,7 @@ type server struct {
 	logFile *os.File
 }
 
-func startServer(bin, dbPath, logPath string) (*server, error) {
+func startServer(bin, dbPath, logPath, secretKey string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -205,14 +353,10 @@ func startServer(bin, dbPath, logPath string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret := make([]byte, 24)
-	for i := range secret {
-		secret[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
-	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"LATCHKEY_ADDR="+addr, "LATCHKEY_DB="+dbPath, "LATCHKEY_PUBLIC_URL=http://"+addr,
-		"LATCHKEY_BCRYPT_COST=10", "LATCHKEY_LOG_LEVEL=error", "LATCHKEY_SECRET_KEY=signinbench-"+string(secret))
+		"LATCHKEY_BCRYPT_COST=10", "LATCHKEY_LOG_LEVEL=error", "LATCHKEY_SECRET_KEY="+secretKey)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -254,19 +398,7 @@ func (s *server) errors() int {
 }
 
 // cpuTime is the server process's user+system CPU time so far.
-func (s *server) cpuTime() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
+func (s *server) cpuTime() time.Duration { return procCPU(s.cmd.Process.Pid, false) }
 
 func importUsers(base, token string, n int, hash string) error {
 	for from := 0; from < n; from += 10000 {
@@ -333,19 +465,25 @@ type phaseResult struct {
 	errs        map[string]int
 	raw         float64
 	machineBusy float64 // cores
-	serverCPU   float64 // cores
+	serverCPU   float64 // cores, all instances
+	instanceCPU []float64
+	pgCPU       float64 // cores, PostgreSQL (when measured)
 	clientCPU   float64 // cores
 	loadavg     string
 }
 
 var csrfRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
-// load runs n clients signing in for d.
-func load(srv *server, src []net.IP, users, n int, d time.Duration) phaseResult {
+// load runs n clients signing in for d, each sign-in on the next instance.
+func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResult {
 	res := phaseResult{clients: n, errs: map[string]int{}}
 	var mu sync.Mutex
 	busy0, total0 := machineCPU()
-	srv0 := srv.cpuTime()
+	srv0 := make([]time.Duration, len(srvs.all))
+	for i, s := range srvs.all {
+		srv0[i] = s.cpuTime()
+	}
+	pg0 := postgresCPU(srvs.pgPid)
 	self0 := selfCPU()
 	start := time.Now()
 	stop := start.Add(d)
@@ -359,7 +497,7 @@ func load(srv *server, src []net.IP, users, n int, d time.Duration) phaseResult 
 				i := next.Add(1)
 				ip := src[int(i)%len(src)]
 				user := fmt.Sprintf("bench%d@example.com", rand.IntN(users))
-				took, refusedFor, err := signIn(srv.base, ip, user)
+				took, refusedFor, err := signIn(srvs.pick().base, ip, user)
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -387,14 +525,19 @@ func load(srv *server, src []net.IP, users, n int, d time.Duration) phaseResult 
 	if total1 > total0 {
 		res.machineBusy = float64(busy1-busy0) / float64(total1-total0) * float64(runtime.NumCPU())
 	}
-	res.serverCPU = (srv.cpuTime() - srv0).Seconds() / res.dur.Seconds()
+	for i, s := range srvs.all {
+		c := (s.cpuTime() - srv0[i]).Seconds() / res.dur.Seconds()
+		res.instanceCPU = append(res.instanceCPU, c)
+		res.serverCPU += c
+	}
+	res.pgCPU = (postgresCPU(srvs.pgPid) - pg0).Seconds() / res.dur.Seconds()
 	res.clientCPU = (selfCPU() - self0).Seconds() / res.dur.Seconds()
 	res.loadavg = loadavg()
 	return res
 }
 
 // warmUsers signs every user in once, 8 at a time.
-func warmUsers(srv *server, src []net.IP, users int) error {
+func warmUsers(srvs *servers, src []net.IP, users int) error {
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -409,11 +552,11 @@ func warmUsers(srv *server, src []net.IP, users int) error {
 				}
 				user := fmt.Sprintf("bench%d@example.com", i)
 				for try := 0; ; try++ {
-					_, refusedFor, err := signIn(srv.base, src[i%len(src)], user)
+					_, refusedFor, err := signIn(srvs.pick().base, src[i%len(src)], user)
 					if err == nil && refusedFor == 0 {
 						break
 					}
-					if try == 5 {
+					if try == 30 { // a loaded machine refuses (503) for a while
 						failed.Add(1)
 						break
 					}
@@ -507,6 +650,29 @@ func (r phaseResult) row() string {
 	return fmt.Sprintf("| %d | %.1f | %.1f | %.2f | %v | %v | %.2f / %.2f / %.2f | %d | %s | %s |",
 		r.clients, r.rate(), r.raw, r.rate()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
 		r.machineBusy, r.serverCPU, r.clientCPU, len(r.refused), refused, r.loadavg)
+}
+
+// pgRow is the PostgreSQL table's row: CPU per instance, PostgreSQL's,
+// and CPU time per accepted sign-in.
+func (r phaseResult) pgRow(instances int, pgMeasured bool) string {
+	var each []string
+	for _, c := range r.instanceCPU {
+		each = append(each, fmt.Sprintf("%.2f", c))
+	}
+	perSignIn := func(cores float64) float64 {
+		if len(r.ok) == 0 {
+			return 0
+		}
+		return cores * r.dur.Seconds() / float64(len(r.ok)) * 1000
+	}
+	pg, pgPer, both := "-", "-", "-"
+	if pgMeasured {
+		pg = fmt.Sprintf("%.2f", r.pgCPU)
+		pgPer = fmt.Sprintf("%.2f", perSignIn(r.pgCPU))
+		both = fmt.Sprintf("%.2f", perSignIn(r.serverCPU+r.pgCPU))
+	}
+	return fmt.Sprintf("| %d | %d | %.1f | %s | %s | %.2f / %s / %s | %s |", r.clients, instances, r.rate(), strings.Join(each, " + "), pg,
+		perSignIn(r.serverCPU), pgPer, both, r.loadavg)
 }
 
 // verdict prints the issue's targets for this phase.

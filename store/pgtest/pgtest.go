@@ -38,13 +38,26 @@ func Required() bool { return os.Getenv("LATCHKEY_PG") == "1" }
 
 // Cluster is a running throwaway PostgreSQL server.
 type Cluster struct {
-	dir  string
-	port int
-	bin  string
-	cred *syscall.Credential
-	n    atomic.Int64
-	cmd  *exec.Cmd
-	done chan struct{}
+	dir      string
+	port     int
+	bin      string
+	cred     *syscall.Credential
+	n        atomic.Int64
+	cmd      *exec.Cmd
+	done     chan struct{}
+	keep     bool     // Options.Dir: Close leaves the files
+	settings []string // Options.Settings
+}
+
+// Options tune a cluster started by StartWith.
+type Options struct {
+	// Dir, when set, holds the cluster instead of a temporary directory:
+	// a cluster already there is started again rather than created, and
+	// Close leaves it, so a benchmark's filled database outlives one run.
+	Dir string
+	// Settings are extra server settings ("shared_buffers=1GB"), passed
+	// as -c after the defaults so that they win.
+	Settings []string
 }
 
 // BinDir finds the directory holding initdb and postgres: $LATCHKEY_PG_BIN,
@@ -73,45 +86,64 @@ func versionOf(binDir string) int {
 }
 
 // Start creates and starts a cluster. Close stops it and removes its files.
-func Start(ctx context.Context) (*Cluster, error) {
+func Start(ctx context.Context) (*Cluster, error) { return StartWith(ctx, Options{}) }
+
+// StartWith starts a cluster as Start does, tuned by o.
+func StartWith(ctx context.Context, o Options) (*Cluster, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "latchkey-pg-")
+	dir := o.Dir
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "latchkey-pg-")
+	} else {
+		dir, err = filepath.Abs(dir)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o700)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	c := &Cluster{dir: dir, bin: bin, done: make(chan struct{})}
+	c := &Cluster{dir: dir, bin: bin, done: make(chan struct{}), keep: o.Dir != "", settings: o.Settings}
+	// removeDir undoes a failed start, but never a kept cluster's files.
+	removeDir := func() {
+		if !c.keep {
+			os.RemoveAll(dir)
+		}
+	}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			os.RemoveAll(dir)
+			removeDir()
 			return nil, fmt.Errorf("pgtest: running as root needs a 'postgres' user for initdb: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		if err := os.Chown(dir, uid, gid); err != nil {
-			os.RemoveAll(dir)
+			removeDir()
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 		// The temporary directory's parents must be searchable by postgres.
 		if err := os.Chmod(dir, 0o755); err != nil {
-			os.RemoveAll(dir)
+			removeDir()
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
 	data := filepath.Join(dir, "data")
-	initdb := c.command(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("pgtest: initdb: %v: %s", err, out)
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil || !c.keep {
+		initdb := c.command(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+		if out, err := initdb.CombinedOutput(); err != nil {
+			removeDir()
+			return nil, fmt.Errorf("pgtest: initdb: %v: %s", err, out)
+		}
 	}
 	for attempt := 0; ; attempt++ {
 		c.port, err = freePort()
 		if err != nil {
-			os.RemoveAll(dir)
+			removeDir()
 			return nil, err
 		}
 		err = c.startServer(ctx, data)
@@ -119,7 +151,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 			return c, nil
 		}
 		if attempt == 4 {
-			os.RemoveAll(dir)
+			removeDir()
 			return nil, err
 		}
 	}
@@ -141,6 +173,9 @@ func (c *Cluster) startServer(ctx context.Context, data string) error {
 		"-p", strconv.Itoa(c.port), "-k", c.dir, "-h", "127.0.0.1",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200", "-c", "shared_buffers=128MB")
+	for _, kv := range c.settings {
+		cmd.Args = append(cmd.Args, "-c", kv)
+	}
 	logf, err := os.Create(filepath.Join(c.dir, "server.log"))
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
@@ -185,6 +220,74 @@ func freePort() (int, error) {
 
 func (c *Cluster) dsn(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// Pid is the process ID of the postmaster, the parent of every backend:
+// a benchmark sums the CPU time of it and its children.
+func (c *Cluster) Pid() int {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// CPUTime is the CPU time (user and system) the cluster has used so far:
+// the postmaster, its live children (backends, background workers) and
+// the children it has reaped. Benchmarks report it beside their own.
+func (c *Cluster) CPUTime() time.Duration { return TreeCPU(c.Pid()) }
+
+// TreeCPU is the CPU time so far of process pid, its reaped children and
+// its live children (not their children): for a postmaster, the whole
+// cluster. It reads /proc (Linux); elsewhere it is 0.
+func TreeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	total := procCPU(pid, true)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := procStat(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			total += procCPU(child, false)
+		}
+	}
+	return total
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name
+// (state, ppid, ...).
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 > len(b) {
+		return nil
+	}
+	return strings.Fields(string(b[i+2:]))
+}
+
+// procCPU is a process's user+system CPU time, with its reaped
+// children's when children is set.
+func procCPU(pid int, children bool) time.Duration {
+	f := procStat(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	var t int64
+	fields := []int{11, 12}
+	if children {
+		fields = append(fields, 13, 14)
+	}
+	for _, i := range fields {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		t += n
+	}
+	return time.Duration(t) * time.Second / 100 // USER_HZ
 }
 
 // Port is the loopback TCP port the server listens on.
@@ -236,18 +339,52 @@ func (c *Cluster) stop() {
 	if c.cmd == nil || c.cmd.Process == nil {
 		return
 	}
-	// SIGQUIT is PostgreSQL's immediate shutdown: nothing here is worth keeping.
-	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	// SIGQUIT is PostgreSQL's immediate shutdown: nothing here is worth
+	// keeping. A kept cluster gets SIGINT, the fast shutdown that writes
+	// a checkpoint (commits are asynchronous here, fsync off).
+	sig, wait := syscall.SIGQUIT, 10*time.Second
+	if c.keep {
+		sig, wait = syscall.SIGINT, 2*time.Minute
+	}
+	_ = c.cmd.Process.Signal(sig)
 	select {
 	case <-c.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(wait):
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}
 }
 
-// Close stops the server and removes the cluster's files.
+// Close stops the server and removes the cluster's files (unless it was
+// started in Options.Dir).
 func (c *Cluster) Close() error {
 	c.stop()
+	if c.keep {
+		return nil
+	}
 	return os.RemoveAll(c.dir)
+}
+
+// URL returns the connection URL of the named database (which must exist;
+// "postgres" always does).
+func (c *Cluster) URL(db string) string { return c.dsn(db) }
+
+// EnsureDatabase creates the named database unless it exists, and returns
+// its URL: a kept cluster's benchmark database is found again by name.
+func (c *Cluster) EnsureDatabase(ctx context.Context, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	if n == 0 {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", fmt.Errorf("pgtest: create database: %w", err)
+		}
+	}
+	return c.dsn(name), nil
 }

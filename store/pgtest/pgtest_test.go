@@ -3,6 +3,8 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -74,5 +76,64 @@ func TestCloseStopsServer(t *testing.T) {
 	if conn, err := pgx.Connect(ctx, dsn); err == nil {
 		conn.Close(ctx)
 		t.Fatal("server still accepts connections after Close")
+	}
+}
+
+func TestKeptClusterStartsAgainWithItsData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Not under t.TempDir(), whose parents the postgres user (as which
+	// the cluster runs under root) cannot enter.
+	parent, err := os.MkdirTemp("", "pgtest-kept-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	_ = os.Chmod(parent, 0o755)
+	dir := filepath.Join(parent, "kept")
+	c, err := StartWith(ctx, Options{Dir: dir, Settings: []string{"work_mem=8MB"}})
+	if errors.Is(err, ErrUnavailable) && !Required() {
+		t.Skip("SKIPPING: no PostgreSQL binaries; set LATCHKEY_PG=1 to make this a failure")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := c.EnsureDatabase(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wm string
+	if err := conn.QueryRow(ctx, "SHOW work_mem").Scan(&wm); err != nil || wm != "8MB" {
+		t.Fatalf("work_mem %q (%v), want the setting given, 8MB", wm, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE x (v int); INSERT INTO x VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err = StartWith(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	url2, err := c.EnsureDatabase(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, url2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT v FROM x").Scan(&v); err != nil || v != 7 {
+		t.Fatalf("after a restart read %d (%v), want the row kept, 7", v, err)
 	}
 }
