@@ -37,8 +37,14 @@ type oidcApp struct {
 
 func newOIDCApp(t *testing.T) *oidcApp {
 	t.Helper()
+	return newOIDCAppAt(t, filepath.Join(t.TempDir(), "test.db"), store.Options{})
+}
+
+// newOIDCAppAt is newOIDCApp over the SQLite file at path, opened with opts.
+func newOIDCAppAt(t *testing.T, path string, opts store.Options) *oidcApp {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := store.OpenOptions(ctx, path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
