@@ -397,14 +397,18 @@ func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
 }
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	// An unknown or disabled application is invalid_client (401), as the
+	// token endpoint's client authentication answers it: the refresh
+	// grant asks for the client here first, and a plain error there
+	// would be a 500 server_error.
 	c, err := s.p.clientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errClientNotFound
+		return nil, oidc.ErrInvalidClient().WithParent(errClientNotFound)
 	} else if err != nil {
 		return nil, oidc.ErrServerError().WithParent(noteBusy(ctx, err))
 	}
 	if c.Disabled {
-		return nil, errClientNotFound
+		return nil, oidc.ErrInvalidClient().WithParent(errClientNotFound)
 	}
 	return &client{c: c}, nil
 }
