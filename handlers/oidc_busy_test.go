@@ -129,3 +129,26 @@ func TestOIDCBusyDatabase(t *testing.T) {
 		t.Fatalf("refresh token after the lock: %+v", tr)
 	}
 }
+
+// TestOIDCServerErrorHidesInternals: a token request that fails inside
+// the store answers 500 server_error without the store's error text
+// (table names, SQL) in error_description, and issues nothing.
+func TestOIDCServerErrorHidesInternals(t *testing.T) {
+	a := newOIDCApp(t)
+	b, _ := a.signedIn("internal@example.com")
+	code := a.code(b, authorizeQuery(a.conf.ID))
+	if _, err := a.store.DB().Exec(`ALTER TABLE oidc_access_tokens RENAME TO oidc_access_tokens_gone`); err != nil {
+		t.Fatal(err)
+	}
+	st, _, body := a.oauthPost(oidc.TokenPath, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {rpRedirect}, "code_verifier": {testVerifier}})
+	desc, _ := body["error_description"].(string)
+	if st != http.StatusInternalServerError || body["error"] != "server_error" || body["access_token"] != nil {
+		t.Fatalf("token request with a broken store: %d %v", st, body)
+	}
+	for _, leak := range []string{"store", "oidc_access_tokens", "no such table"} {
+		if strings.Contains(desc, leak) {
+			t.Fatalf("error_description shows %q: %q", leak, desc)
+		}
+	}
+}

@@ -183,7 +183,7 @@ func (p *Provider) Handler() http.Handler {
 				writeBusy(w)
 				return
 			}
-			bw.flush(w)
+			p.flushHidingInternal(w, r, bw)
 			return
 		}
 		// Parse the form here: the library parses it on its own copy of
@@ -197,7 +197,7 @@ func (p *Provider) Handler() http.Handler {
 			writeBusy(w)
 			return
 		}
-		defer bw.flush(w)
+		defer p.flushHidingInternal(w, r, bw)
 		if sw.status >= 400 {
 			clientID := r.PostForm.Get("client_id")
 			if id, _, ok := r.BasicAuth(); ok && clientID == "" {
@@ -207,6 +207,24 @@ func (p *Provider) Handler() http.Handler {
 				"client_id", clientID)
 		}
 	})
+}
+
+// flushHidingInternal passes on a buffered token or revoke answer. A
+// server_error there carries the library's text of the failure (store
+// and SQL errors) as its description: that goes to the log, and the app
+// gets a description that says nothing of Latchkey's insides.
+func (p *Provider) flushHidingInternal(w http.ResponseWriter, r *http.Request, bw *bufferedWriter) {
+	if bw.status < 500 {
+		bw.flush(w)
+		return
+	}
+	p.log.ErrorContext(r.Context(), "oidc: request failed", "path", r.URL.Path, "status", bw.status, "answer", strings.TrimSpace(bw.body.String()))
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(bw.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "server_error",
+		"error_description": "Something went wrong on the server. Try again later."})
 }
 
 type statusWriter struct {
