@@ -95,6 +95,19 @@ func TestOIDCBusyDatabase(t *testing.T) {
 	tokenForm := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {testVerifier}}
 	st, ra, body := a.oauthPost(oidc.TokenPath, tokenForm)
 	wantBusy("code exchange", st, ra, body)
+	// A browser app can read the 503: the CORS headers stay.
+	req, _ := http.NewRequest(http.MethodPost, a.srv.URL+oidc.TokenPath, strings.NewReader(tokenForm.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://127.0.0.1:5173")
+	req.SetBasicAuth(url.QueryEscape(a.conf.ID), url.QueryEscape(a.conf.Secret))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:5173" {
+		t.Fatalf("busy answer to a browser app: %d, headers %v", res.StatusCode, res.Header)
+	}
 	refreshForm := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}}
 	st, ra, body = a.oauthPost(oidc.TokenPath, refreshForm)
 	wantBusy("refresh", st, ra, body)

@@ -180,6 +180,7 @@ func (p *Provider) Handler() http.Handler {
 		if r.URL.Path == RevokePath {
 			p.op.ServeHTTP(bw, r)
 			if busy.Load() {
+				keepCORS(w, bw)
 				writeBusy(w)
 				return
 			}
@@ -194,6 +195,7 @@ func (p *Provider) Handler() http.Handler {
 		p.op.ServeHTTP(sw, r)
 		if busy.Load() {
 			p.log.WarnContext(r.Context(), "oidc: token request refused: database busy", "grant_type", r.PostForm.Get("grant_type"))
+			keepCORS(w, bw)
 			writeBusy(w)
 			return
 		}
@@ -219,12 +221,23 @@ func (p *Provider) flushHidingInternal(w http.ResponseWriter, r *http.Request, b
 		return
 	}
 	p.log.ErrorContext(r.Context(), "oidc: request failed", "path", r.URL.Path, "status", bw.status, "answer", strings.TrimSpace(bw.body.String()))
+	keepCORS(w, bw)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(bw.status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "server_error",
 		"error_description": "Something went wrong on the server. Try again later."})
+}
+
+// keepCORS copies the CORS headers of a held answer that is replaced, so
+// that a browser app can read the replacement.
+func keepCORS(w http.ResponseWriter, bw *bufferedWriter) {
+	for k, v := range bw.header {
+		if strings.HasPrefix(k, "Access-Control-") || k == "Vary" {
+			w.Header()[k] = v
+		}
+	}
 }
 
 type statusWriter struct {
