@@ -81,6 +81,8 @@ func (s *Server) oidcErrorPage(c echo.Context) oidc.ErrorPage {
 		text := "This sign-in request cannot be completed. Go back to the application and try again, or contact its administrator."
 		if status == http.StatusTooManyRequests {
 			text = "Too many sign-in requests from your network. Wait a minute and try again."
+		} else if status == http.StatusServiceUnavailable {
+			text = "Latchkey is busy right now. Try again in a few seconds."
 		} else if msg != "" && status < 500 {
 			text = "This sign-in request cannot be completed: " + strings.TrimSuffix(msg, ".") + ". Go back to the application and try again, or contact its administrator."
 		}

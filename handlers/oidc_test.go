@@ -38,8 +38,15 @@ type oidcApp struct {
 
 func newOIDCApp(t *testing.T) *oidcApp {
 	t.Helper()
+	return newOIDCAppAt(t, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")), store.Options{})
+}
+
+// newOIDCAppAt is newOIDCApp over the database at path (a SQLite file, or
+// a PostgreSQL URL), opened with opts.
+func newOIDCAppAt(t *testing.T, path string, opts store.Options) *oidcApp {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, testdb.DB(t, filepath.Join(t.TempDir(), "test.db")))
+	st, err := store.OpenOptions(ctx, path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -167,16 +168,38 @@ func (p *Provider) SetNow(now func() time.Time) { p.now = now; p.keys.now = now 
 // requests are counted and logged.
 func (p *Provider) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != TokenPath {
+		if r.URL.Path != TokenPath && r.URL.Path != RevokePath {
 			p.op.ServeHTTP(w, r)
+			return
+		}
+		// The endpoints that write hold their answer until it is known
+		// whether a write found the database busy: that is a 503 with
+		// Retry-After, not the library's server_error.
+		r, busy := withBusyFlag(r)
+		bw := &bufferedWriter{header: http.Header{}}
+		if r.URL.Path == RevokePath {
+			p.op.ServeHTTP(bw, r)
+			if busy.Load() {
+				keepCORS(w, bw)
+				writeBusy(w)
+				return
+			}
+			p.flushHidingInternal(w, r, bw)
 			return
 		}
 		// Parse the form here: the library parses it on its own copy of
 		// the request, which would leave this one's body read and its
 		// form empty for the failure log. Parsed once, it is shared.
 		_ = r.ParseForm()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: bw}
 		p.op.ServeHTTP(sw, r)
+		if busy.Load() {
+			p.log.WarnContext(r.Context(), "oidc: token request refused: database busy", "grant_type", r.PostForm.Get("grant_type"))
+			keepCORS(w, bw)
+			writeBusy(w)
+			return
+		}
+		defer p.flushHidingInternal(w, r, bw)
 		if sw.status >= 400 {
 			clientID := r.PostForm.Get("client_id")
 			if id, _, ok := r.BasicAuth(); ok && clientID == "" {
@@ -186,6 +209,35 @@ func (p *Provider) Handler() http.Handler {
 				"client_id", clientID)
 		}
 	})
+}
+
+// flushHidingInternal passes on a buffered token or revoke answer. A
+// server_error there carries the library's text of the failure (store
+// and SQL errors) as its description: that goes to the log, and the app
+// gets a description that says nothing of Latchkey's insides.
+func (p *Provider) flushHidingInternal(w http.ResponseWriter, r *http.Request, bw *bufferedWriter) {
+	if bw.status < 500 {
+		bw.flush(w)
+		return
+	}
+	p.log.ErrorContext(r.Context(), "oidc: request failed", "path", r.URL.Path, "status", bw.status, "answer", strings.TrimSpace(bw.body.String()))
+	keepCORS(w, bw)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(bw.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "server_error",
+		"error_description": "Something went wrong on the server. Try again later."})
+}
+
+// keepCORS copies the CORS headers of a held answer that is replaced, so
+// that a browser app can read the replacement.
+func keepCORS(w http.ResponseWriter, bw *bufferedWriter) {
+	for k, v := range bw.header {
+		if strings.HasPrefix(k, "Access-Control-") || k == "Vary" {
+			w.Header()[k] = v
+		}
+	}
 }
 
 type statusWriter struct {
@@ -218,11 +270,13 @@ func (p *Provider) Failures() int64 { return p.failures.Load() }
 
 func (p *Provider) codeReused(ctx context.Context, authRequestID, clientID string) {
 	err := p.st.InTx(ctx, func(tx *store.Tx) error { return tx.RevokeOIDCAuthRequestTokens(ctx, authRequestID, p.now()) })
+	noteBusy(ctx, err)
 	p.failed(ctx, "authorization code reused: tokens from its first use revoked", "client_id", clientID, "err", err)
 }
 
 func (p *Provider) refreshReused(ctx context.Context, chainID, clientID string) {
 	err := p.st.InTx(ctx, func(tx *store.Tx) error { return tx.RevokeOIDCChain(ctx, chainID, p.now()) })
+	noteBusy(ctx, err)
 	p.failed(ctx, "refresh token reused: its grant is revoked", "client_id", clientID, "err", err)
 }
 
@@ -299,7 +353,13 @@ type ErrorPage func(w http.ResponseWriter, r *http.Request, status int, msg stri
 func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request, errPage ErrorPage) {
 	r = r.WithContext(op.ContextWithIssuer(r.Context(), p.iss))
 	bw := &bufferedWriter{header: http.Header{}}
+	r, busy := withBusyFlag(r)
 	op.Authorize(bw, r, p.authz)
+	if busy.Load() {
+		w.Header().Set("Retry-After", strconv.Itoa(BusyRetryAfter))
+		errPage(w, r, http.StatusServiceUnavailable, "")
+		return
+	}
 	if bw.status == http.StatusBadRequest || bw.status >= 500 {
 		msg := strings.TrimSpace(bw.body.String())
 		p.log.Info("oidc: authorize request refused", "client_id", r.FormValue("client_id"), "reason", msg)
@@ -356,7 +416,11 @@ func (p *Provider) EndSession(w http.ResponseWriter, r *http.Request, signOut fu
 		errPage(w, r, http.StatusBadRequest, msg)
 		return
 	}
-	if err := signOut(); err != nil {
+	if err := signOut(); store.IsBusy(err) {
+		w.Header().Set("Retry-After", strconv.Itoa(BusyRetryAfter))
+		errPage(w, r, http.StatusServiceUnavailable, "")
+		return
+	} else if err != nil {
 		errPage(w, r, http.StatusInternalServerError, "")
 		return
 	}

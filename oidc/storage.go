@@ -171,7 +171,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 		return tx.InsertOIDCAuthRequest(ctx, row)
 	})
 	if err != nil {
-		return nil, err
+		return nil, noteBusy(ctx, err)
 	}
 	return &authRequest{row: row, p: p}, nil
 }
@@ -192,7 +192,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	// needs them a moment later.
 	row, claims, err := s.p.st.OIDCAuthRequestByCodeWithClaims(ctx, hashSecret(code))
 	if err != nil {
-		return nil, err
+		return nil, noteBusy(ctx, err)
 	}
 	now := s.now()
 	if row.CodeUsedAt != nil {
@@ -215,7 +215,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	now := s.now()
-	return s.p.st.SaveOIDCAuthCode(ctx, id, hashSecret(code), now.Add(CodeTTL), now.Add(CodeKeep))
+	return noteBusy(ctx, s.p.st.SaveOIDCAuthCode(ctx, id, hashSecret(code), now.Add(CodeTTL), now.Add(CodeKeep)))
 }
 
 // DeleteAuthRequest is called once tokens are issued; the row of a used
@@ -301,7 +301,7 @@ func (s *storage) issue(ctx context.Context, req op.TokenRequest, withRefresh bo
 		s.p.refreshReused(ctx, chain, at.ClientID)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("The refresh token has been used already.").WithParent(reuse)
 	case err != nil:
-		return "", "", time.Time{}, err
+		return "", "", time.Time{}, noteBusy(ctx, err)
 	}
 	return at.ID, refresh, exp, nil
 }
@@ -311,6 +311,7 @@ func (s *storage) issue(ctx context.Context, req op.TokenRequest, withRefresh bo
 func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	t, claims, err := s.p.st.OIDCRefreshTokenByHashWithClaims(ctx, hashSecret(token))
 	if err != nil {
+		noteBusy(ctx, err)
 		return nil, errTokenInvalid
 	}
 	switch {
@@ -342,7 +343,7 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 		if a, err := s.p.st.OIDCAccessTokenByID(ctx, tokenOrID); err == nil {
 			if a.ClientID == clientID {
 				if err := s.p.st.RevokeOIDCAccessToken(ctx, a.ID, now); err != nil {
-					return oidc.ErrServerError().WithParent(err)
+					return oidc.ErrServerError().WithParent(noteBusy(ctx, err))
 				}
 			}
 			return nil
@@ -352,7 +353,7 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 			return nil
 		}
 		if err := s.p.st.RevokeOIDCChain(ctx, chain, now); err != nil {
-			return oidc.ErrServerError().WithParent(err)
+			return oidc.ErrServerError().WithParent(noteBusy(ctx, err))
 		}
 		return nil
 	}
@@ -361,7 +362,7 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 		return nil
 	}
 	if err := s.p.st.RevokeOIDCChain(ctx, t.ChainID, now); err != nil {
-		return oidc.ErrServerError().WithParent(err)
+		return oidc.ErrServerError().WithParent(noteBusy(ctx, err))
 	}
 	return nil
 }
@@ -396,14 +397,18 @@ func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
 }
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	// An unknown or disabled application is invalid_client (401), as the
+	// token endpoint's client authentication answers it: the refresh
+	// grant asks for the client here first, and a plain error there
+	// would be a 500 server_error.
 	c, err := s.p.clientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errClientNotFound
+		return nil, oidc.ErrInvalidClient().WithParent(errClientNotFound)
 	} else if err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, oidc.ErrServerError().WithParent(noteBusy(ctx, err))
 	}
 	if c.Disabled {
-		return nil, errClientNotFound
+		return nil, oidc.ErrInvalidClient().WithParent(errClientNotFound)
 	}
 	return &client{c: c}, nil
 }
@@ -414,7 +419,7 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 	got := hashSecret(secret)
 	c, err := s.p.clientByID(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return oidc.ErrServerError().WithParent(err)
+		return oidc.ErrServerError().WithParent(noteBusy(ctx, err))
 	}
 	want := hashSecret("")
 	if c != nil && c.Confidential {

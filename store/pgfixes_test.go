@@ -66,8 +66,12 @@ func tImportKeepsGramCounts(t *testing.T, s *Store) {
 	if err := s.InTx(ctx, func(tx *Tx) error { return tx.InsertImportedUsers(ctx, users) }); err != nil {
 		t.Fatal(err)
 	}
+	pg := s.Postgres() // PostgreSQL searches by pg_trgm (0022): no gram tables
 	wantCountsMatch := func(when string) {
 		t.Helper()
+		if pg {
+			return
+		}
 		var bad, grams int
 		if err := s.Direct().QueryRow(`SELECT COUNT(*) FROM gram_counts c
 			WHERE c.n <> (SELECT COUNT(*) FROM login_id_grams g WHERE g.gram = c.gram)`).Scan(&bad); err != nil {
@@ -83,7 +87,9 @@ func tImportKeepsGramCounts(t *testing.T, s *Store) {
 	}
 	wantCountsMatch("after the import")
 	var common int
-	if err := s.Direct().QueryRow(`SELECT n FROM gram_counts WHERE gram = 'mem'`).Scan(&common); err != nil || common != n {
+	if pg {
+		common = n
+	} else if err := s.Direct().QueryRow(`SELECT n FROM gram_counts WHERE gram = 'mem'`).Scan(&common); err != nil || common != n {
 		t.Fatalf("users with 'mem': %d, %v; want %d", common, err, n)
 	}
 	if got := searchIDs(t, s, ListUsersParams{Search: "member01042@"}); len(got) != 1 || got[0] != "u01042" {
@@ -93,7 +99,9 @@ func tImportKeepsGramCounts(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	wantCountsMatch("after a delete")
-	if err := s.Direct().QueryRow(`SELECT n FROM gram_counts WHERE gram = 'mem'`).Scan(&common); err != nil || common != n-1 {
+	if pg {
+		common = n - 1
+	} else if err := s.Direct().QueryRow(`SELECT n FROM gram_counts WHERE gram = 'mem'`).Scan(&common); err != nil || common != n-1 {
 		t.Fatalf("users with 'mem' after a delete: %d, %v; want %d", common, err, n-1)
 	}
 	if got := searchIDs(t, s, ListUsersParams{Search: "member01042@"}); len(got) != 0 {
