@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"latchkey/account"
+	"latchkey/internal/procstat"
 	"latchkey/oidc"
 	"latchkey/store"
 )
@@ -167,14 +168,14 @@ func bench(o options) error {
 	exchange(rp, codes, o.clients, srv)
 
 	fmt.Printf("\n%d cores, GOMAXPROCS %d, key %s, %d clients; load average at start: %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), o.alg, o.clients, loadavg())
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), o.alg, o.clients, procstat.Loadavg())
 	rawKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
 	}
 	idle0, idleT := srv.cpuTime(), time.Now()
 	raw1, sig1 := rawSign(rawKey, o.raw)
-	fmt.Printf("raw RS256 signing: %.0f/s on %d cores, %.3f ms CPU per signature (load average %s)\n", raw1, runtime.GOMAXPROCS(0), msf(sig1), loadavg())
+	fmt.Printf("raw RS256 signing: %.0f/s on %d cores, %.3f ms CPU per signature (load average %s)\n", raw1, runtime.GOMAXPROCS(0), msf(sig1), procstat.Loadavg())
 	// What the idle server uses (its background workers) is in every
 	// phase's server CPU; at low rates it is a visible share per op.
 	fmt.Printf("server while idle: %.1f ms CPU per second\n", msf(srv.cpuTime()-idle0)/time.Since(idleT).Seconds())
@@ -194,14 +195,14 @@ func bench(o options) error {
 		ex.add(p)
 		chains = append(chains, p.refresh...)
 	}
-	ex.loadavg = loadavg()
+	ex.loadavg = procstat.Loadavg()
 	if len(chains) < o.clients {
 		return fmt.Errorf("only %d refresh tokens for %d clients", len(chains), o.clients)
 	}
 	rf := refresh(rp, chains[:o.clients], o.refreshes, srv)
 	rf.print()
 	raw2, sig2 := rawSign(rawKey, o.raw)
-	fmt.Printf("raw RS256 signing: %.0f/s on %d cores, %.3f ms CPU per signature (load average %s)\n", raw2, runtime.GOMAXPROCS(0), msf(sig2), loadavg())
+	fmt.Printf("raw RS256 signing: %.0f/s on %d cores, %.3f ms CPU per signature (load average %s)\n", raw2, runtime.GOMAXPROCS(0), msf(sig2), procstat.Loadavg())
 	ex.raw, rf.raw = (raw1+raw2)/2, (raw1+raw2)/2
 	sig := (sig1 + sig2) / 2
 
@@ -328,20 +329,7 @@ func (s *server) errorLines() []string {
 }
 
 // cpuTime is the server process's user+system CPU time so far.
-func (s *server) cpuTime() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
+func (s *server) cpuTime() time.Duration { return procstat.CPU(s.cmd.Process.Pid, false) }
 
 var csrfRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
@@ -561,16 +549,16 @@ type meter struct {
 }
 
 func startMeter(srv *server) meter {
-	busy, total := machineCPU()
-	return meter{time.Now(), busy, total, srv.cpuTime(), selfCPU(), srv}
+	busy, total := procstat.Machine()
+	return meter{time.Now(), busy, total, srv.cpuTime(), procstat.Self(), srv}
 }
 
 func (m meter) stop(p *phase) {
 	p.dur = time.Since(m.start)
-	busy, total := machineCPU()
+	busy, total := procstat.Machine()
 	p.machine, p.total = busy-m.busy, total-m.total
-	p.server, p.client = m.srv.cpuTime()-m.server, selfCPU()-m.client
-	p.loadavg = loadavg()
+	p.server, p.client = m.srv.cpuTime()-m.server, procstat.Self()-m.client
+	p.loadavg = procstat.Loadavg()
 }
 
 // exchange exchanges every code with n clients.
@@ -652,7 +640,7 @@ func rawSign(key *rsa.PrivateKey, d time.Duration) (float64, time.Duration) {
 		base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"http://127.0.0.1:8080","sub":"0f6e7c1e6d7b4c559a383c6c1b8f2e11","aud":["0f6e7c1e6d7b4c559a383c6c1b8f2e12"],"exp":1796176466,"iat":1796172866,"auth_time":1796172866,"nonce":"n0123456789abcdef","amr":["pwd"],"azp":"0f6e7c1e6d7b4c559a383c6c1b8f2e12","at_hash":"x0123456789abcdefghijk","c_hash":"y0123456789abcdefghijk","email":"oidcbench@example.com","email_verified":false}`)))
 	var n atomic.Int64
 	var wg sync.WaitGroup
-	cpu0 := selfCPU()
+	cpu0 := procstat.Self()
 	start := time.Now()
 	stop := start.Add(d)
 	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
@@ -672,7 +660,7 @@ func rawSign(key *rsa.PrivateKey, d time.Duration) (float64, time.Duration) {
 	if n.Load() == 0 {
 		return rate, 0
 	}
-	return rate, (selfCPU() - cpu0) / time.Duration(n.Load())
+	return rate, (procstat.Self() - cpu0) / time.Duration(n.Load())
 }
 
 func (p *phase) rate() float64 {
@@ -733,43 +721,4 @@ func pct(ds []time.Duration, q float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[int(float64(len(s)-1)*q)].Round(100 * time.Microsecond)
-}
-
-// machineCPU reads the busy and total jiffies of all CPUs from /proc/stat.
-func machineCPU() (busy, total int64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	// user nice system idle iowait irq softirq steal
-	for i, v := range f[1:min(len(f), 9)] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -59,6 +59,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"latchkey/account"
+	"latchkey/internal/procstat"
 	"latchkey/store"
 	"latchkey/store/pgtest"
 )
@@ -109,40 +110,7 @@ type options struct {
 
 // postgresCPU is the CPU time so far of the PostgreSQL cluster whose
 // postmaster is pid (0: not measured).
-func postgresCPU(pid int) time.Duration { return pgtest.TreeCPU(pid) }
-
-// procStat returns the fields of /proc/pid/stat after the command name
-// (state, ppid, ...).
-func procStat(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 > len(b) {
-		return nil
-	}
-	return strings.Fields(string(b[i+2:]))
-}
-
-// procCPU is a process's user+system CPU time, with its reaped
-// children's when children is set.
-func procCPU(pid int, children bool) time.Duration {
-	f := procStat(pid)
-	if len(f) < 15 {
-		return 0
-	}
-	var t int64
-	fields := []int{11, 12}
-	if children {
-		fields = append(fields, 13, 14)
-	}
-	for _, i := range fields {
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		t += n
-	}
-	return time.Duration(t) * time.Second / 100 // USER_HZ
-}
+func postgresCPU(pid int) time.Duration { return procstat.TreeCPU(pid) }
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "signinbench:", err)
@@ -232,7 +200,7 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 			pgCPU = fmt.Sprintf("%.2fs", (postgresCPU(pgPid) - pg0).Seconds())
 		}
 		fmt.Printf("imported %d pre-hashed users through POST /_api/admin/users/import (10,000 per request) in %v; CPU: server %.2fs, PostgreSQL %s; load average %s\n",
-			o.importOnly, took.Round(time.Millisecond), (srv.cpuTime() - srv0).Seconds(), pgCPU, loadavg())
+			o.importOnly, took.Round(time.Millisecond), (srv.cpuTime() - srv0).Seconds(), pgCPU, procstat.Loadavg())
 		return nil
 	}
 	start := time.Now()
@@ -253,15 +221,15 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 	// Warm up: connections, the admission queue's service-time estimate.
 	load(&srvs, src, users, 8, 3*time.Second)
 
-	fmt.Printf("\n%d cores, GOMAXPROCS %d; load average at start: %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	fmt.Printf("\n%d cores, GOMAXPROCS %d; load average at start: %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), procstat.Loadavg())
 	var results []phaseResult
 	for r := 0; r < rounds; r++ {
 		before := raw(hash, rawFor)
-		fmt.Printf("raw: %.1f verifications/s (load average %s)\n", before, loadavg())
+		fmt.Printf("raw: %.1f verifications/s (load average %s)\n", before, procstat.Loadavg())
 		for _, n := range counts {
 			res := load(&srvs, src, users, n, loadFor)
 			after := raw(hash, rawFor)
-			fmt.Printf("raw: %.1f verifications/s (load average %s)\n", after, loadavg())
+			fmt.Printf("raw: %.1f verifications/s (load average %s)\n", after, procstat.Loadavg())
 			res.raw = (before + after) / 2
 			before = after
 			res.print()
@@ -398,7 +366,7 @@ func (s *server) errors() int {
 }
 
 // cpuTime is the server process's user+system CPU time so far.
-func (s *server) cpuTime() time.Duration { return procCPU(s.cmd.Process.Pid, false) }
+func (s *server) cpuTime() time.Duration { return procstat.CPU(s.cmd.Process.Pid, false) }
 
 func importUsers(base, token string, n int, hash string) error {
 	for from := 0; from < n; from += 10000 {
@@ -478,13 +446,13 @@ var csrfRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResult {
 	res := phaseResult{clients: n, errs: map[string]int{}}
 	var mu sync.Mutex
-	busy0, total0 := machineCPU()
+	busy0, total0 := procstat.Machine()
 	srv0 := make([]time.Duration, len(srvs.all))
 	for i, s := range srvs.all {
 		srv0[i] = s.cpuTime()
 	}
 	pg0 := postgresCPU(srvs.pgPid)
-	self0 := selfCPU()
+	self0 := procstat.Self()
 	start := time.Now()
 	stop := start.Add(d)
 	var wg sync.WaitGroup
@@ -521,7 +489,7 @@ func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResul
 	}
 	wg.Wait()
 	res.dur = time.Since(start)
-	busy1, total1 := machineCPU()
+	busy1, total1 := procstat.Machine()
 	if total1 > total0 {
 		res.machineBusy = float64(busy1-busy0) / float64(total1-total0) * float64(runtime.NumCPU())
 	}
@@ -531,8 +499,8 @@ func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResul
 		res.serverCPU += c
 	}
 	res.pgCPU = (postgresCPU(srvs.pgPid) - pg0).Seconds() / res.dur.Seconds()
-	res.clientCPU = (selfCPU() - self0).Seconds() / res.dur.Seconds()
-	res.loadavg = loadavg()
+	res.clientCPU = (procstat.Self() - self0).Seconds() / res.dur.Seconds()
+	res.loadavg = procstat.Loadavg()
 	return res
 }
 
@@ -698,43 +666,3 @@ func (r phaseResult) verdict() {
 }
 
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-
-// machineCPU reads the busy and total jiffies of all CPUs from /proc/stat.
-func machineCPU() (busy, total int64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	// user nice system idle iowait irq softirq steal (guest time is
-	// already counted in user).
-	for i, v := range f[1:min(len(f), 9)] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}

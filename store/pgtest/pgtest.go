@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"latchkey/internal/procstat"
 )
 
 // ErrUnavailable is returned by Start when no PostgreSQL binaries are found.
@@ -234,61 +236,7 @@ func (c *Cluster) Pid() int {
 // CPUTime is the CPU time (user and system) the cluster has used so far:
 // the postmaster, its live children (backends, background workers) and
 // the children it has reaped. Benchmarks report it beside their own.
-func (c *Cluster) CPUTime() time.Duration { return TreeCPU(c.Pid()) }
-
-// TreeCPU is the CPU time so far of process pid, its reaped children and
-// its live children (not their children): for a postmaster, the whole
-// cluster. It reads /proc (Linux); elsewhere it is 0.
-func TreeCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	total := procCPU(pid, true)
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f := procStat(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			total += procCPU(child, false)
-		}
-	}
-	return total
-}
-
-// procStat returns the fields of /proc/pid/stat after the command name
-// (state, ppid, ...).
-func procStat(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 > len(b) {
-		return nil
-	}
-	return strings.Fields(string(b[i+2:]))
-}
-
-// procCPU is a process's user+system CPU time, with its reaped
-// children's when children is set.
-func procCPU(pid int, children bool) time.Duration {
-	f := procStat(pid)
-	if len(f) < 15 {
-		return 0
-	}
-	var t int64
-	fields := []int{11, 12}
-	if children {
-		fields = append(fields, 13, 14)
-	}
-	for _, i := range fields {
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		t += n
-	}
-	return time.Duration(t) * time.Second / 100 // USER_HZ
-}
+func (c *Cluster) CPUTime() time.Duration { return procstat.TreeCPU(c.Pid()) }
 
 // Port is the loopback TCP port the server listens on.
 func (c *Cluster) Port() int { return c.port }
