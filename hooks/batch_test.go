@@ -182,3 +182,52 @@ func TestBatchShutdownHandsBack(t *testing.T) {
 		t.Fatalf("delivered %d of %d in %d requests: %v", next, n, len(got), got)
 	}
 }
+
+// TestBatchRecordsAnsweredAttemptsWhenReceiverStalls: when the receiver
+// stalls in the middle of a batch, the attempts it already answered are
+// recorded while the stalled one is still waiting, so that a crash then
+// (SIGKILL) would send only the stalled attempt again, not the batch.
+func TestBatchRecordsAnsweredAttemptsWhenReceiverStalls(t *testing.T) {
+	e := newEnv(t, "")
+	r := newOrderedReceiver(t)
+	release := make(chan struct{})
+	stalled := make(chan struct{})
+	var once sync.Once
+	const stallAt = 30
+	r.onRequest = func(id int) {
+		if id == stallAt {
+			once.Do(func() { close(stalled) })
+			<-release
+		}
+	}
+	e.addHook(r.URL, WebhookInput{Events: []string{UserCreated}})
+	const n = 40
+	e.queueEvents(n)
+	e.run()
+	<-stalled
+	// Every attempt answered before the stall is recorded within a
+	// moment, while the stalled one is still in flight.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		done := e.count(`SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'succeeded'`)
+		if done == stallAt {
+			break
+		}
+		if done > stallAt || time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("%d deliveries recorded while the receiver stalls at event %d; want %d", done, stallAt, stallAt)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	e.waitSucceeded(n)
+	got := r.ids()
+	if len(got) != n {
+		t.Fatalf("%d requests for %d events: %v", len(got), n, got)
+	}
+	for i, id := range got {
+		if id != i {
+			t.Fatalf("request %d was event %d: out of order %v", i, id, got)
+		}
+	}
+}

@@ -210,11 +210,69 @@ func (s *Service) attemptBatch(ctx context.Context, hookID string, batch []held)
 			return outs, back, slowest, true
 		}
 		start := time.Now()
-		o := s.attemptOne(ctx, d, w, sc, evs[d.EventSeq], werr, h.Due)
+		o := s.attemptWhileFlushing(ctx, hookID, h.until, outs, d, w, sc, evs[d.EventSeq], werr, h.Due)
+		if o.flushed > 0 {
+			outs = outs[o.flushed:]
+		}
 		slowest = max(slowest, time.Since(start))
-		outs = append(outs, o)
+		outs = append(outs, o.outcome)
 	}
 	return outs, back, slowest, true
+}
+
+// flushAfter is how long an attempt may run before the batch's earlier
+// outcomes are recorded without waiting for it: a receiver that stalls
+// mid-batch must not leave answered attempts unrecorded, where a crash
+// would send them again.
+const flushAfter = 100 * time.Millisecond
+
+// flushingOutcome is an attempt's outcome and how many of the batch's
+// earlier outcomes were recorded while it ran.
+type flushingOutcome struct {
+	outcome
+	flushed int
+}
+
+// attemptWhileFlushing makes one attempt; if it runs past flushAfter, it
+// records the outcomes before it (pending) meanwhile, keeping the webhook
+// marked busy until the attempt's lease ends (until).
+func (s *Service) attemptWhileFlushing(ctx context.Context, hookID string, until time.Time, pending []outcome, d *store.Delivery, w *store.Webhook, sc *store.HookScript, ev *store.Event, werr error, due time.Time) flushingOutcome {
+	if len(pending) == 0 {
+		return flushingOutcome{outcome: s.attemptOne(ctx, d, w, sc, ev, werr, due)}
+	}
+	done := make(chan outcome, 1)
+	go func() { done <- s.attemptOne(ctx, d, w, sc, ev, werr, due) }()
+	timer := time.NewTimer(flushAfter)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return flushingOutcome{outcome: o}
+	case <-timer.C:
+	}
+	flushed := 0
+	if s.flushOutcomes(hookID, pending, until) {
+		flushed = len(pending)
+	}
+	return flushingOutcome{outcome: <-done, flushed: flushed}
+}
+
+// flushOutcomes records outcomes of a batch still in progress, in one
+// write transaction that keeps the webhook busy for other instances
+// until until. It reports whether they were recorded (if not, the batch's
+// final record writes them).
+func (s *Service) flushOutcomes(hookID string, outs []outcome, until time.Time) bool {
+	err := s.store.InTx(context.Background(), func(tx *store.Tx) error {
+		if err := s.recordOutcomes(tx, outs); err != nil {
+			return err
+		}
+		return tx.KeepWebhookBusy(context.Background(), hookID, until)
+	})
+	if err != nil {
+		s.log.Warn("webhook worker: record attempts early", "webhook_id", hookID, "deliveries", len(outs), "err", err)
+		return false
+	}
+	s.logFailures(outs)
+	return true
 }
 
 // attemptOne makes one delivery attempt and says what to record.
@@ -278,15 +336,8 @@ func (s *Service) recordBatch(ctx context.Context, hookID string, outs []outcome
 	var next []store.HeldDelivery
 	var claimedAt time.Time
 	err := s.store.InTx(context.Background(), func(tx *store.Tx) error {
-		for _, o := range outs {
-			if err := tx.FinishDeliveryAttempt(context.Background(), o.d.ID, o.res); err != nil {
-				return err
-			}
-			if o.output != nil {
-				if err := tx.SetDeliveryOutput(context.Background(), o.d.ID, *o.output); err != nil {
-					return err
-				}
-			}
+		if err := s.recordOutcomes(tx, outs); err != nil {
+			return err
 		}
 		if err := tx.ReleaseDeliveries(context.Background(), back, s.Now()); err != nil {
 			return err
@@ -303,12 +354,7 @@ func (s *Service) recordBatch(ctx context.Context, hookID string, outs []outcome
 		s.log.Error("webhook worker: record attempts", "webhook_id", hookID, "deliveries", len(outs), "err", err)
 		return nil
 	}
-	for _, o := range outs {
-		if o.sendErr != nil {
-			s.log.Warn("webhook delivery failed", "delivery_id", o.d.ID, "webhook_id", o.d.WebhookID, "event", EventID(o.d.EventSeq),
-				"attempts", o.res.Attempts, "status", o.res.Status, "err", o.sendErr.Error())
-		}
-	}
+	s.logFailures(outs)
 	out := make([]held, len(next))
 	for i, h := range next {
 		out[i] = held{HeldDelivery: h, until: claimedAt.Add(s.lease())}
@@ -317,6 +363,31 @@ func (s *Service) recordBatch(ctx context.Context, hookID string, outs []outcome
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// recordOutcomes writes attempts' outcomes (and scripts' console output).
+func (s *Service) recordOutcomes(tx *store.Tx, outs []outcome) error {
+	for _, o := range outs {
+		if err := tx.FinishDeliveryAttempt(context.Background(), o.d.ID, o.res); err != nil {
+			return err
+		}
+		if o.output != nil {
+			if err := tx.SetDeliveryOutput(context.Background(), o.d.ID, *o.output); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// logFailures logs the failed attempts among recorded outcomes.
+func (s *Service) logFailures(outs []outcome) {
+	for _, o := range outs {
+		if o.sendErr != nil {
+			s.log.Warn("webhook delivery failed", "delivery_id", o.d.ID, "webhook_id", o.d.WebhookID, "event", EventID(o.d.EventSeq),
+				"attempts", o.res.Attempts, "status", o.res.Status, "err", o.sendErr.Error())
+		}
+	}
+}
 
 // backoff is the delay before retry n (n >= 1): RetryBase doubled per
 // attempt, capped at RetryMax.

@@ -28,14 +28,16 @@ import (
 var ErrTargetNotEmpty = errors.New("store: the PostgreSQL database is not empty")
 
 // copyNotCopied are tables never copied row by row: the migrations'
-// bookkeeping and seed data, which each database has its own of, and the
-// Users search posting lists, which are derived from identities and
-// rebuilt on PostgreSQL by its own definition (copyRebuild).
+// bookkeeping and seed data, which each database has its own of, and
+// SQLite's Users search posting lists, which are derived from identities.
+// PostgreSQL has no such tables since 0022 (it searches with a pg_trgm
+// index on identities, built as the rows arrive); copyRebuild would fill
+// them from the copied rows on a schema that had them.
 var copyNotCopied = map[string]bool{
 	"schema_migrations": true, // each dialect's own migration record
 	"gram_positions":    true, // seeded by the 0014 migration on both
-	"login_id_grams":    true, // derived from identities: rebuilt
-	"gram_counts":       true, // derived from login_id_grams: rebuilt
+	"login_id_grams":    true, // SQLite's search index, derived from identities
+	"gram_counts":       true, // derived from login_id_grams
 }
 
 // copyRebuild fills the derived tables from the copied rows, as the

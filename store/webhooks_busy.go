@@ -92,3 +92,11 @@ func (t *Tx) markWebhookBusy(ctx context.Context, webhookID string, claimed bool
 	_, err := t.q.ExecContext(ctx, `UPDATE webhooks SET busy_until = ? WHERE id = ?`, until, webhookID)
 	return err
 }
+
+// KeepWebhookBusy keeps a webhook marked busy until until: the worker
+// calls it when it records some of a batch's outcomes while the batch's
+// next attempt is still running (recording an attempt clears the mark).
+// Nothing to do on SQLite.
+func (t *Tx) KeepWebhookBusy(ctx context.Context, webhookID string, until time.Time) error {
+	return mapErr("keep webhook busy", t.markWebhookBusy(ctx, webhookID, true, until))
+}
