@@ -116,7 +116,7 @@ func (s *Server) mailIndex(c echo.Context) error {
 		return s.devTextsIndex(c)
 	}
 	box := s.devMailbox()
-	p := views.MailPage{DevMailbox: box != nil, DevTexts: s.devTexts() != nil, Tab: "outbox"}
+	p := views.MailPage{PerInstance: s.store.Postgres(), DevMailbox: box != nil, DevTexts: s.devTexts() != nil, Tab: "outbox"}
 	if sess := portalSession(c); sess != nil {
 		p.CSRF, _ = sess.Values[csrfKey].(string)
 	}

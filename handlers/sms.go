@@ -53,7 +53,7 @@ func (s *Server) devTextsIndex(c echo.Context) error {
 	if box == nil {
 		return echo.NewHTTPError(http.StatusNotFound, "Text messages go to the SMS provider (LATCHKEY_SMS_URL), not to the dev mailbox.")
 	}
-	p := views.MailPage{DevMailbox: s.devMailbox() != nil, DevTexts: true, Tab: "texts"}
+	p := views.MailPage{PerInstance: s.store.Postgres(), DevMailbox: s.devMailbox() != nil, DevTexts: true, Tab: "texts"}
 	for _, m := range box.List() {
 		p.Texts = append(p.Texts, views.DevTextRow{ID: m.ID, To: m.To, Body: m.Text, At: m.At})
 	}
