@@ -23,6 +23,7 @@ import (
 	"latchkey/mail/mailtest"
 	"latchkey/store"
 	"latchkey/store/pgtest"
+	"latchkey/store/testdb"
 )
 
 // startPG starts a throwaway PostgreSQL cluster for one test, or skips
@@ -156,6 +157,9 @@ func jwksKeyIDs(t *testing.T, base string) []string {
 // app started on PostgreSQL with that secret carries on where SQLite
 // stopped.
 func TestMigrateToPostgres(t *testing.T) {
+	if testdb.Postgres() {
+		t.Skip("migrate-to-postgres copies from a SQLite file: it runs in the SQLite pass (with a PostgreSQL target)")
+	}
 	ctx := context.Background()
 	pg := startPG(t)
 	smtp := mailtest.Reserve(t) // down: the password email stays queued
@@ -340,6 +344,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // that fails half-way each end with a clear error, leave the SQLite file
 // as it was and write nothing into PostgreSQL (or leave it empty).
 func TestMigrateToPostgresRefuses(t *testing.T) {
+	if testdb.Postgres() {
+		t.Skip("migrate-to-postgres copies from a SQLite file: it runs in the SQLite pass (with a PostgreSQL target)")
+	}
 	ctx := context.Background()
 	pg := startPG(t)
 	const secret = "the SQLite server's own secret key, 40+ chars"

@@ -78,8 +78,19 @@ func TestAbortedSignInsAreSettled(t *testing.T) {
 		l := lockout()
 		return l != nil && l.Pending == 0
 	})
-	l := lockout()
-	failed := len(a.events.ofType("authentication.password.failed"))
+	// The test's event recorder appends after each commit (AfterCommit),
+	// a moment after the settled row is visible: wait for it to catch up.
+	var l *store.Lockout
+	var failed int
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l = lockout()
+		failed = len(a.events.ofType("authentication.password.failed"))
+		if l.Failures+threshold*l.LockCount == failed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if failed == 0 {
 		t.Fatal("no attempt was checked: the connections closed too early to test anything")
 	}
