@@ -31,25 +31,12 @@ var ErrTargetNotEmpty = errors.New("store: the PostgreSQL database is not empty"
 // bookkeeping and seed data, which each database has its own of, and
 // SQLite's Users search posting lists, which are derived from identities.
 // PostgreSQL has no such tables since 0022 (it searches with a pg_trgm
-// index on identities, built as the rows arrive); copyRebuild would fill
-// them from the copied rows on a schema that had them.
+// index on identities, built as the rows arrive).
 var copyNotCopied = map[string]bool{
 	"schema_migrations": true, // each dialect's own migration record
 	"gram_positions":    true, // seeded by the 0014 migration on both
 	"login_id_grams":    true, // SQLite's search index, derived from identities
 	"gram_counts":       true, // derived from login_id_grams
-}
-
-// copyRebuild fills the derived tables from the copied rows, as the
-// PostgreSQL migrations that created them do for existing data. Each runs
-// only when its table exists on the target.
-var copyRebuild = []struct{ table, sql string }{
-	{"login_id_grams", `ALTER TABLE login_id_grams DROP CONSTRAINT login_id_grams_pkey;
-		INSERT INTO login_id_grams (gram, user_seq)
-		SELECT DISTINCT substr(i.value_norm, p.pos, 3), u.seq
-		FROM identities i JOIN users u ON u.id = i.user_id JOIN gram_positions p ON p.pos <= length(i.value_norm) - 2;
-		ALTER TABLE login_id_grams ADD CONSTRAINT login_id_grams_pkey PRIMARY KEY (gram, user_seq)`},
-	{"gram_counts", `INSERT INTO gram_counts (gram, n) SELECT gram, COUNT(*) FROM login_id_grams GROUP BY gram`},
 }
 
 // copySkipRows are rows left behind on purpose: the server secret that a
@@ -409,7 +396,7 @@ func CheckPostgresTarget(ctx context.Context, dbURL string, src *Snapshot) error
 // are locked and checked empty (ErrTargetNotEmpty otherwise), user
 // triggers are held off while rows arrive with COPY (primary keys and all
 // columns as they are; SQLite's integer times and flags go into BIGINT
-// columns unchanged, BLOBs into bytea), derived tables are rebuilt,
+// columns unchanged, BLOBs into bytea), SQLite's search index is left behind,
 // identity sequences are moved past the largest copied id, and the row
 // count of every table is compared with the source before the commit. On
 // any error the transaction rolls back and the target stays empty.
@@ -487,11 +474,6 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 		return nil, err
 	}
 	locked := quoted(order)
-	for _, r := range copyRebuild {
-		if _, ok := sc.cols[r.table]; ok {
-			locked = append(locked, quoteIdent(r.table))
-		}
-	}
 	// No instance can write while the copy runs; then the check for rows
 	// is final.
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+strings.Join(locked, ", ")+` IN ACCESS EXCLUSIVE MODE`); err != nil {
@@ -510,14 +492,13 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 	if len(full) > 0 {
 		return nil, fmt.Errorf("%w: it already holds Latchkey data (rows in %s); copy only into an empty database", ErrTargetNotEmpty, strings.Join(full, ", "))
 	}
-	// Memory for the rebuild's DISTINCT and the index builds, for this
+	// Memory for the index builds, for this
 	// transaction only (the defaults would sort on disk).
 	// (JIT compiling costs more than it saves on these one-off statements.)
 	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL jit = off`); err != nil {
 		return nil, err
 	}
-	// Rows arrive as they are: triggers that derive data (the search
-	// postings) would derive it again row by row; it is rebuilt below.
+	// Rows arrive as they are: no user trigger runs per copied row.
 	for _, t := range locked {
 		if _, err := tx.Exec(ctx, `ALTER TABLE `+t+` DISABLE TRIGGER USER`); err != nil {
 			return nil, fmt.Errorf("hold off the triggers of %s: %w", t, err)
@@ -578,36 +559,10 @@ func copyInTx(ctx context.Context, src *Snapshot, tx pgx.Tx) ([]TableCount, erro
 			return nil, fmt.Errorf("%s: %w", d.what, err)
 		}
 	}
-	// Statistics for the copied rows, so that the rebuild (and the first
-	// queries of the instances) are planned for their real sizes.
+	// Statistics for the copied rows, so that the first queries of the
+	// instances are planned for their real sizes.
 	if _, err := tx.Exec(ctx, `ANALYZE `+strings.Join(quoted(order), ", ")); err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
-	}
-	for _, r := range copyRebuild {
-		if _, ok := sc.cols[r.table]; !ok {
-			continue
-		}
-		for _, q := range strings.Split(r.sql, ";") {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return nil, fmt.Errorf("rebuild %s: %w", r.table, err)
-			}
-		}
-		tc := TableCount{Table: r.table, Note: "rebuilt from identities"}
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+quoteIdent(r.table)).Scan(&tc.Target); err != nil {
-			return nil, err
-		}
-		if _, ok := srcTables[r.table]; ok {
-			if tc.Source, err = src.count(ctx, r.table, ""); err != nil {
-				return nil, err
-			}
-			if tc.Source != tc.Target {
-				return nil, fmt.Errorf("verify %s: %d rows in SQLite, %d rebuilt in PostgreSQL", r.table, tc.Source, tc.Target)
-			}
-		}
-		if _, err := tx.Exec(ctx, `ANALYZE `+quoteIdent(r.table)); err != nil {
-			return nil, fmt.Errorf("analyze: %w", err)
-		}
-		counts = append(counts, tc)
 	}
 	for _, t := range locked {
 		if _, err := tx.Exec(ctx, `ALTER TABLE `+t+` ENABLE TRIGGER USER`); err != nil {
