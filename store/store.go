@@ -61,6 +61,10 @@ type Store struct {
 	// arrival order.
 	wsem         chan struct{}
 	writeTimeout time.Duration
+	// group queues InTxGrouped's writes (group.go).
+	group groupQueue
+	// ckpt checkpoints the WAL in the background (checkpoint.go).
+	ckpt *checkpointer
 	// pg: the database is PostgreSQL (postgres.go); db is then the one
 	// pool for reads and writes, rdb is nil and wsem unused.
 	pg bool
@@ -145,7 +149,7 @@ func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 	escaped := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
 	wq := cloneValues(q)
 	wq.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite3", "file:"+escaped+"?"+wq.Encode())
+	db, err := sql.Open(writerDriverName(), "file:"+escaped+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -181,6 +185,18 @@ func OpenOptions(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s.rdb = rdb
+	cq := cloneValues(q)
+	cq.Del("_journal_mode")
+	cdb, err := sql.Open("sqlite3", "file:"+escaped+"?"+cq.Encode())
+	if err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	cdb.SetMaxOpenConns(1)
+	cdb.SetMaxIdleConns(1)
+	cdb.SetConnMaxIdleTime(0)
+	s.ckpt = startCheckpointer(cdb)
 	return s, nil
 }
 
@@ -194,6 +210,10 @@ func cloneValues(v url.Values) url.Values {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.closeGroup()
+	if s.ckpt != nil {
+		_ = s.ckpt.close()
+	}
 	if s.n != nil {
 		s.n.close()
 	}
@@ -250,7 +270,12 @@ func (s *Store) acquireWrite(ctx context.Context) (func(), error) {
 	}
 }
 
-func (s *Store) releaseWrite() { <-s.wsem }
+func (s *Store) releaseWrite() {
+	if s.ckpt != nil {
+		s.ckpt.writes.Add(1)
+	}
+	<-s.wsem
+}
 
 // routed is the Store's queryer outside transactions: a statement that
 // starts with SELECT goes to the read pool, anything else (INSERT,
