@@ -7,10 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,13 +40,21 @@ type signingKey struct {
 	id   string
 	alg  jose.SignatureAlgorithm
 	priv crypto.Signer
+	// fast, when set, signs in place of priv (OpenSSL for RS256).
+	fast jose.OpaqueSigner
 }
 
 func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.alg }
 func (k *signingKey) ID() string                                  { return k.id }
 
-// Key is the private key when signing.
-func (k *signingKey) Key() any { return k.priv }
+// Key is what signs: the OpenSSL signer when there is one, else the
+// private key.
+func (k *signingKey) Key() any {
+	if k.fast != nil {
+		return k.fast
+	}
+	return k.priv
+}
 
 // publicKey is a published key (JWKS).
 type publicKey struct{ k *signingKey }
@@ -75,7 +87,16 @@ type Keyring struct {
 	set       atomic.Pointer[keySet]
 	checkedAt atomic.Int64
 	mu        sync.Mutex
+
+	// rsaSigner is LATCHKEY_RSA_SIGNER: "auto" (OpenSSL when libcrypto
+	// loads, else Go), "openssl" (required) or "go".
+	rsaSigner string
+	// signerNote says what signs RS256 and, when Go does, why.
+	signerNote atomic.Pointer[string]
 }
+
+// RSASignerModes are the values LATCHKEY_RSA_SIGNER takes.
+var RSASignerModes = []string{"auto", "openssl", "go"}
 
 // NewKeyring loads the signing keys, generating the first one (alg) when
 // there is none.
@@ -84,7 +105,14 @@ func NewKeyring(ctx context.Context, st *store.Store, secret []byte, alg string,
 	if err != nil {
 		return nil, err
 	}
-	kr := &Keyring{store: st, sealer: sealer, keep: keep, now: func() time.Time { return time.Now().UTC() }}
+	mode := strings.ToLower(strings.TrimSpace(os.Getenv("LATCHKEY_RSA_SIGNER")))
+	if mode == "" {
+		mode = "auto"
+	}
+	if !slices.Contains(RSASignerModes, mode) {
+		return nil, fmt.Errorf("oidc: LATCHKEY_RSA_SIGNER=%q: use one of %v", mode, RSASignerModes)
+	}
+	kr := &Keyring{store: st, sealer: sealer, keep: keep, rsaSigner: mode, now: func() time.Time { return time.Now().UTC() }}
 	if err := kr.load(ctx); err != nil {
 		return nil, err
 	}
@@ -193,6 +221,20 @@ func (kr *Keyring) load(ctx context.Context) error {
 			return errors.New("oidc: signing key is not a signer")
 		}
 		k := &signingKey{id: r.ID, alg: jose.SignatureAlgorithm(r.Alg), priv: signer}
+		if rk, ok := priv.(*rsa.PrivateKey); ok && k.alg == jose.RS256 && kr.rsaSigner != "go" {
+			fast, err := newOpenSSLRSA(k.id, rk)
+			switch {
+			case err == nil:
+				k.fast = fast
+				kr.noteSigner("OpenSSL libcrypto")
+			case kr.rsaSigner == "openssl":
+				return fmt.Errorf("oidc: LATCHKEY_RSA_SIGNER=openssl: %w", err)
+			default:
+				kr.noteSigner("Go crypto/rsa (OpenSSL: " + err.Error() + ")")
+			}
+		} else if k.alg == jose.RS256 {
+			kr.noteSigner("Go crypto/rsa (LATCHKEY_RSA_SIGNER=go)")
+		}
 		if r.RetiredAt == nil && set.active == nil {
 			set.active = k
 		}
@@ -205,6 +247,17 @@ func (kr *Keyring) load(ctx context.Context) error {
 	kr.set.Store(set)
 	kr.checkedAt.Store(now.UnixNano())
 	return nil
+}
+
+func (kr *Keyring) noteSigner(s string) { kr.signerNote.Store(&s) }
+
+// RSASigner says what signs RS256 tokens: "OpenSSL libcrypto", or Go's
+// crypto/rsa and why. Empty when no RS256 key is loaded.
+func (kr *Keyring) RSASigner() string {
+	if s := kr.signerNote.Load(); s != nil {
+		return *s
+	}
+	return ""
 }
 
 // current returns the keys in memory, reloading them when another process
@@ -248,4 +301,22 @@ type KeyInfo struct {
 	ID     string
 	Alg    string
 	Active bool
+}
+
+// RS256Signer returns the RS256 signing the server uses for k under the
+// current LATCHKEY_RSA_SIGNER (OpenSSL when it loads, else crypto/rsa),
+// and what it is: benchmarks measure the same signature as the server's
+// bound.
+func RS256Signer(k *rsa.PrivateKey) (func(payload []byte) ([]byte, error), string) {
+	mode := strings.ToLower(strings.TrimSpace(os.Getenv("LATCHKEY_RSA_SIGNER")))
+	if mode != "go" {
+		if fast, err := newOpenSSLRSA("bench", k); err == nil {
+			return func(p []byte) ([]byte, error) { return fast.SignPayload(p, jose.RS256) }, "OpenSSL libcrypto"
+		}
+	}
+	k.Precompute()
+	return func(p []byte) ([]byte, error) {
+		h := sha256.Sum256(p)
+		return rsa.SignPKCS1v15(nil, k, crypto.SHA256, h[:])
+	}, "Go crypto/rsa"
 }

@@ -109,6 +109,9 @@ func New(ctx context.Context, acct *account.Service, cfg Config) (*Provider, err
 	if err != nil {
 		return nil, err
 	}
+	if s := keys.RSASigner(); s != "" {
+		cfg.Log.Info("oidc: RS256 tokens signed by " + s)
+	}
 	p := &Provider{st: acct.Store(), acct: acct, keys: keys, log: cfg.Log, iss: issuer,
 		now: func() time.Time { return time.Now().UTC() }}
 	p.clients.ttl = clientTTL
