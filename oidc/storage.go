@@ -164,7 +164,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	}
 	now := s.now()
 	row := &store.OIDCAuthRequest{ID: newID(), ClientID: c.ID, Params: string(params), CreatedAt: now, ExpiresAt: now.Add(AuthRequestTTL)}
-	err = s.p.st.InTx(ctx, func(tx *store.Tx) error {
+	err = s.p.st.InTxGrouped(ctx, func(tx *store.Tx) error {
 		if err := tx.DeleteExpiredOIDCRows(ctx, now); err != nil {
 			return err
 		}
@@ -264,7 +264,7 @@ func (s *storage) issue(ctx context.Context, req op.TokenRequest, withRefresh bo
 	default:
 		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
-	err = s.p.st.InTx(ctx, func(tx *store.Tx) error {
+	err = s.p.st.InTxGrouped(ctx, func(tx *store.Tx) error {
 		switch r := req.(type) {
 		case *authRequest:
 			ok, err := tx.UseOIDCAuthCode(ctx, r.row.ID, now)
