@@ -41,7 +41,7 @@ func (h *Hasher) Hash(password string) (string, error) {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}
-	b, err := bcrypt.GenerateFromPassword(prehash(password), cost)
+	b, err := generateBcrypt(prehash(password), cost)
 	if err != nil {
 		return "", fmt.Errorf("account: hash password: %w", err)
 	}
@@ -53,9 +53,9 @@ func (h *Hasher) Hash(password string) (string, error) {
 func (h *Hasher) Verify(stored, password string) bool {
 	switch {
 	case strings.HasPrefix(stored, formatBcryptSHA512):
-		return bcrypt.CompareHashAndPassword([]byte(stored[len(formatBcryptSHA512):]), prehash(password)) == nil
+		return compareBcrypt([]byte(stored[len(formatBcryptSHA512):]), prehash(password))
 	case strings.HasPrefix(stored, formatBcrypt):
-		return bcrypt.CompareHashAndPassword([]byte(stored[len(formatBcrypt):]), []byte(password)) == nil
+		return compareBcrypt([]byte(stored[len(formatBcrypt):]), []byte(password))
 	}
 	// No usable hash (an invited admin who has not chosen a password, a
 	// user with none): spend a verification's time anyway, so timing does
