@@ -545,7 +545,9 @@ func warmUsers(srvs *servers, src []net.IP, users int) error {
 // for a 503 the POST's time and the Retry-After.
 func signIn(base string, ip net.IP, user string) (time.Duration, time.Duration, error) {
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
-	tr := &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}
+	// One connection for the sign-in's GET and POST, as a browser keeps
+	// it; a new one for the next sign-in.
+	tr := &http.Transport{DialContext: dialer.DialContext, MaxConnsPerHost: 1}
 	defer tr.CloseIdleConnections()
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second,
