@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
@@ -37,7 +38,10 @@ type groupReq struct {
 	fn    func(tx *Tx) error
 	after []func()
 	err   error
-	done  chan struct{}
+	// panicked is what fn panicked with: re-raised on the caller's
+	// goroutine, where the HTTP server recovers it, not on the writer's.
+	panicked any
+	done     chan struct{}
 }
 
 type groupQueue struct {
@@ -61,9 +65,12 @@ var errGroupAborted = errors.New("the shared write transaction was rolled back")
 // transaction with other InTxGrouped callers (group commit), isolated from
 // them by a savepoint. fn sees its own writes and those committed before;
 // its error rolls back only its own writes. After-commit functions run as
-// in InTx. fn must be quick and touch nothing but the transaction: it runs
-// on the goroutine that leads the batch. On PostgreSQL, which has many
-// writers, it is InTx.
+// in InTx; a panic in fn is raised again in the caller. fn runs on the
+// group writer's goroutine: it must be quick and touch nothing but tx (a
+// write through the Store itself, InTx or InTxGrouped, would wait for the
+// writer that is running fn). A caller waits at most the write budget in
+// the queue, then gets ErrBusy; its context ending while it waits
+// withdraws it. On PostgreSQL, which has many writers, it is InTx.
 func (s *Store) InTxGrouped(ctx context.Context, fn func(tx *Tx) error) error {
 	if s.pg {
 		return s.InTx(ctx, fn)
@@ -84,7 +91,28 @@ func (s *Store) InTxGrouped(ctx context.Context, fn func(tx *Tx) error) error {
 	g.pending = append(g.pending, r)
 	g.wake.Signal()
 	g.mu.Unlock()
-	<-r.done
+	// Wait for the answer. A caller whose context ends, or who has waited
+	// the write budget, leaves the queue if its request is still there;
+	// once taken into a batch, it waits for the batch (at most one
+	// transaction), so what it is told is what happened.
+	t := time.NewTimer(s.writeTimeout)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if s.group.withdraw(r) {
+			return fmt.Errorf("store: wait for the writer: %w", ctx.Err())
+		}
+		<-r.done
+	case <-t.C:
+		if s.group.withdraw(r) {
+			return fmt.Errorf("%w: no turn on the write connection within %s", ErrBusy, s.writeTimeout)
+		}
+		<-r.done
+	}
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -92,6 +120,20 @@ func (s *Store) InTxGrouped(ctx context.Context, fn func(tx *Tx) error) error {
 		f()
 	}
 	return nil
+}
+
+// withdraw takes r out of the queue; false when the group writer has
+// already taken it into a batch.
+func (g *groupQueue) withdraw(r *groupReq) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, p := range g.pending {
+		if p == r {
+			g.pending = append(g.pending[:i], g.pending[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // groupWriter runs batches until the Store closes.
@@ -156,9 +198,11 @@ func (s *Store) runGroup(batch []*groupReq) {
 		return
 	}
 	defer release()
-	conn, err := s.db.Conn(bg)
+	connCtx, cancel := context.WithTimeout(bg, s.writeTimeout)
+	conn, err := s.db.Conn(connCtx)
+	cancel()
 	if err != nil {
-		failAll(mapErr("begin", err))
+		failAll(fmt.Errorf("store: the write connection: %w: %w", err, ErrBusy))
 		return
 	}
 	defer conn.Close()
@@ -181,17 +225,31 @@ func (s *Store) runGroup(batch []*groupReq) {
 		}
 		var after []func()
 		tx := &Tx{q: detached{conn}, inTx: true, afterCommit: &after, n: s.n}
-		if err := r.fn(tx); err != nil {
+		if err := r.run(tx); err != nil {
 			r.err = err
-			_, _ = conn.ExecContext(bg, "ROLLBACK TO grouped")
-			_, _ = conn.ExecContext(bg, "RELEASE grouped")
 			if !inTransaction(conn) {
 				// SQLite ended the whole transaction: everyone's writes
 				// so far are gone.
 				abort(err)
 				return
 			}
+			if _, err := conn.ExecContext(bg, "ROLLBACK TO grouped"); err != nil {
+				// The failed request's writes could not be undone alone.
+				abort(err)
+				return
+			}
+			if _, err := conn.ExecContext(bg, "RELEASE grouped"); err != nil {
+				abort(err)
+				return
+			}
 			continue
+		}
+		if !inTransaction(conn) {
+			// fn went on after SQLite had ended the transaction (it
+			// swallowed an error): its later statements committed on
+			// their own, which the batch cannot undo or vouch for.
+			abort(errors.New("the transaction ended inside a grouped write"))
+			return
 		}
 		if _, err := conn.ExecContext(bg, "RELEASE grouped"); err != nil {
 			abort(err)
@@ -207,6 +265,18 @@ func (s *Store) runGroup(batch []*groupReq) {
 		_, _ = conn.ExecContext(bg, "ROLLBACK")
 		failAll(mapErr("commit", err))
 	}
+}
+
+// run calls fn, turning a panic into an error for the batch and keeping
+// the panic for the caller.
+func (r *groupReq) run(tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked = p
+			err = fmt.Errorf("store: grouped write panicked: %v", p)
+		}
+	}()
+	return r.fn(tx)
 }
 
 // inTransaction reports whether the write connection is inside a

@@ -247,9 +247,9 @@ func TestInTxGroupedConcurrent(t *testing.T) {
 	}
 }
 
-// The write connection never checkpoints (so no commit waits for the
-// disk); the background checkpointer copies the WAL into the database
-// file while writes go on.
+// The background checkpointer copies the WAL into the database file
+// while writes go on, long before the write connection's backstop (4,000
+// pages) would.
 func TestCheckpointsOffTheWritePath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.db")
 	s, err := Open(context.Background(), path)
@@ -258,8 +258,8 @@ func TestCheckpointsOffTheWritePath(t *testing.T) {
 	}
 	defer s.Close()
 	var auto int
-	if err := s.db.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != 0 {
-		t.Fatalf("write connection wal_autocheckpoint = %d (%v), want 0", auto, err)
+	if err := s.db.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != walBackstopPages {
+		t.Fatalf("write connection wal_autocheckpoint = %d (%v), want the backstop %d", auto, err, walBackstopPages)
 	}
 	groupTable(t, s)
 	fi, err := os.Stat(path)
@@ -291,4 +291,127 @@ func TestCheckpointsOffTheWritePath(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Close may be called twice, as deferred cleanups in callers do.
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "twice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InTxGrouped(context.Background(), func(tx *Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	_ = s.Close()
+}
+
+// A panic in a grouped write is raised in its caller (where the HTTP
+// server recovers it), not on the group writer's goroutine, which would
+// end the process; the other requests of its batch commit.
+func TestInTxGroupedPanicReachesItsCaller(t *testing.T) {
+	s := openTest(t)
+	groupTable(t, s)
+	ctx := context.Background()
+	hold, held := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.InTxGrouped(ctx, func(tx *Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	var wg sync.WaitGroup
+	var recovered any
+	var okErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer func() { recovered = recover() }()
+		_ = s.InTxGrouped(ctx, func(tx *Tx) error {
+			if _, err := tx.q.ExecContext(ctx, `INSERT INTO gtest (k) VALUES ('panicked')`); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	waitPending(t, s, 1)
+	go func() {
+		defer wg.Done()
+		okErr = s.InTxGrouped(ctx, func(tx *Tx) error {
+			_, err := tx.q.ExecContext(ctx, `INSERT INTO gtest (k) VALUES ('ok')`)
+			return err
+		})
+	}()
+	waitPending(t, s, 2)
+	close(hold)
+	wg.Wait()
+	if recovered != "boom" {
+		t.Fatalf("caller recovered %v, want the panic", recovered)
+	}
+	if got := groupRows(t, s); okErr != nil || !got["ok"] || got["panicked"] {
+		t.Fatalf("rows %v, other request's error %v: want only ok", got, okErr)
+	}
+}
+
+// A caller that waits past the write budget in the queue leaves it with
+// ErrBusy, and its write never runs.
+func TestInTxGroupedQueueTimeout(t *testing.T) {
+	s, err := OpenOptions(context.Background(), filepath.Join(t.TempDir(), "q.db"), Options{WriteTimeout: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	groupTable(t, s)
+	ctx := context.Background()
+	hold, held := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.InTxGrouped(ctx, func(tx *Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	ran := make(chan bool, 1)
+	err = s.InTxGrouped(ctx, func(tx *Tx) error { ran <- true; return nil })
+	close(hold)
+	if !IsBusy(err) {
+		t.Fatalf("queued past the budget: %v, want ErrBusy", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if len(ran) != 0 {
+		t.Fatal("a withdrawn request ran")
+	}
+}
+
+// Under writes without a pause the WAL stays bounded: the background
+// checkpoints alone never let the log rewind (the writer keeps appending
+// while they copy), the write connection's backstop does.
+func TestWALBoundedUnderSustainedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	groupTable(t, s)
+	ctx := context.Background()
+	blob := make([]byte, 4000)
+	const perTx = 50 // about 200 KB of pages per transaction
+	bound := int64(walBackstopPages)*4096 + 8<<20
+	var written, largest int64
+	for written < 3*bound {
+		if err := s.InTx(ctx, func(tx *Tx) error {
+			for k := 0; k < perTx; k++ {
+				if _, err := tx.q.ExecContext(ctx, `INSERT OR REPLACE INTO gtest (k, v) VALUES (?, ?)`, fmt.Sprint(k), blob); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		written += perTx * 4096
+		if fi, err := os.Stat(path + "-wal"); err == nil {
+			largest = max(largest, fi.Size())
+		}
+	}
+	if largest > bound {
+		t.Fatalf("the WAL grew to %d bytes while %d were written (bound %d)", largest, written, bound)
+	}
+	t.Logf("WAL at most %.1f MB while %.0f MB were written", float64(largest)/1e6, float64(written)/1e6)
 }
