@@ -36,6 +36,19 @@ func groupRows(t *testing.T, s *Store) map[string]bool {
 	return out
 }
 
+// holdGroupWriter starts the group writer and keeps it inside a batch
+// until release is called: grouped requests made meanwhile queue.
+func holdGroupWriter(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.InTxGrouped(context.Background(), func(tx *Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	var once sync.Once
+	return func() { once.Do(func() { close(hold) }) }
+}
+
 // waitPending waits until n grouped requests are queued.
 func waitPending(t *testing.T, s *Store, n int) {
 	t.Helper()
@@ -61,17 +74,7 @@ func TestInTxGroupedSharesACommitAndIsolatesErrors(t *testing.T) {
 	s := openTest(t)
 	groupTable(t, s)
 	ctx := context.Background()
-	// Start the group writer, then hold it inside a batch: everything
-	// below queues behind it.
-	hold, held := make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = s.InTxGrouped(ctx, func(tx *Tx) error {
-			close(held)
-			<-hold
-			return nil
-		})
-	}()
-	<-held
+	release := holdGroupWriter(t, s)
 	before := s.group.batches.Load()
 
 	const n = 40
@@ -103,7 +106,7 @@ func TestInTxGroupedSharesACommitAndIsolatesErrors(t *testing.T) {
 		}()
 	}
 	waitPending(t, s, n)
-	close(hold)
+	release()
 	wg.Wait()
 
 	got := groupRows(t, s)
@@ -133,11 +136,7 @@ func TestInTxGroupedAbortedTransaction(t *testing.T) {
 	s := openTest(t)
 	groupTable(t, s)
 	ctx := context.Background()
-	hold, held := make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = s.InTxGrouped(ctx, func(tx *Tx) error { close(held); <-hold; return nil })
-	}()
-	<-held
+	release := holdGroupWriter(t, s)
 	insert := func(k string) func(tx *Tx) error {
 		return func(tx *Tx) error {
 			_, err := tx.q.ExecContext(ctx, `INSERT INTO gtest (k) VALUES (?)`, k)
@@ -165,7 +164,7 @@ func TestInTxGroupedAbortedTransaction(t *testing.T) {
 		go func() { defer wg.Done(); results[i] = s.InTxGrouped(ctx, fn) }()
 		waitPending(t, s, i+1) // arrival order is batch order
 	}
-	close(hold)
+	release()
 	wg.Wait()
 	if !errors.Is(results[1], boom) {
 		t.Errorf("the failing request got %v, want its own error", results[1])
@@ -195,11 +194,7 @@ func TestInTxGroupedCancelledAndClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	groupTable(t, s)
-	hold, held := make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = s.InTxGrouped(context.Background(), func(tx *Tx) error { close(held); <-hold; return nil })
-	}()
-	<-held
+	release := holdGroupWriter(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ran := false
@@ -208,7 +203,7 @@ func TestInTxGroupedCancelledAndClosed(t *testing.T) {
 	}()
 	waitPending(t, s, 1)
 	cancel()
-	close(hold)
+	release()
 	if err := <-done; !errors.Is(err, context.Canceled) || ran {
 		t.Fatalf("cancelled request: err %v, ran %v", err, ran)
 	}
@@ -313,11 +308,7 @@ func TestInTxGroupedPanicReachesItsCaller(t *testing.T) {
 	s := openTest(t)
 	groupTable(t, s)
 	ctx := context.Background()
-	hold, held := make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = s.InTxGrouped(ctx, func(tx *Tx) error { close(held); <-hold; return nil })
-	}()
-	<-held
+	release := holdGroupWriter(t, s)
 	var wg sync.WaitGroup
 	var recovered any
 	var okErr error
@@ -341,7 +332,7 @@ func TestInTxGroupedPanicReachesItsCaller(t *testing.T) {
 		})
 	}()
 	waitPending(t, s, 2)
-	close(hold)
+	release()
 	wg.Wait()
 	if recovered != "boom" {
 		t.Fatalf("caller recovered %v, want the panic", recovered)
@@ -361,14 +352,10 @@ func TestInTxGroupedQueueTimeout(t *testing.T) {
 	defer s.Close()
 	groupTable(t, s)
 	ctx := context.Background()
-	hold, held := make(chan struct{}), make(chan struct{})
-	go func() {
-		_ = s.InTxGrouped(ctx, func(tx *Tx) error { close(held); <-hold; return nil })
-	}()
-	<-held
+	release := holdGroupWriter(t, s)
 	ran := make(chan bool, 1)
 	err = s.InTxGrouped(ctx, func(tx *Tx) error { ran <- true; return nil })
-	close(hold)
+	release()
 	if !IsBusy(err) {
 		t.Fatalf("queued past the budget: %v, want ErrBusy", err)
 	}
