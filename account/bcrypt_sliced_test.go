@@ -85,8 +85,8 @@ func TestSlicedBcryptMatchesXCrypto(t *testing.T) {
 }
 
 // A verification yields the processor every yieldRounds key-expansion
-// rounds (128 times at cost 10), so short work waits for a slice of about
-// half a millisecond, not for Go's 10 ms preemption of the whole hash;
+// rounds (32 times at cost 10), so short work waits for a slice of about
+// 2 ms, not for Go's 10 ms preemption of the whole hash;
 // the effect on refusals is measured from outside (task
 // bench-signin-http).
 func TestSlicedBcryptYields(t *testing.T) {
