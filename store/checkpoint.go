@@ -77,8 +77,10 @@ type checkpointer struct {
 	done   chan struct{}
 	once   sync.Once
 	err    error
-	// mu is held while a checkpoint runs (Hold).
-	mu sync.Mutex
+	// mu is held while a checkpoint runs; held pauses them
+	// (HoldCheckpoints).
+	mu   sync.Mutex
+	held atomic.Int32
 }
 
 func startCheckpointer(db *sql.DB) *checkpointer {
@@ -105,11 +107,19 @@ func (c *checkpointer) run() {
 			continue
 		}
 		seen, last = n, time.Now()
-		var busy, frames, done int
-		c.mu.Lock()
-		_ = c.db.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
-		c.mu.Unlock()
+		c.checkpoint()
 	}
+}
+
+// checkpoint runs one PASSIVE checkpoint unless checkpoints are held.
+func (c *checkpointer) checkpoint() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held.Load() > 0 {
+		return
+	}
+	var busy, frames, done int
+	_ = c.db.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
 }
 
 // close stops the checkpointer and closes its connection; closing the
@@ -133,7 +143,12 @@ func (s *Store) HoldCheckpoints() (resume func()) {
 	if s.ckpt == nil {
 		return func() {}
 	}
+	s.ckpt.held.Add(1)
+	// Wait for a checkpoint that is running; the next ones see held. The
+	// checkpointer never waits for the hold, so Close works while one
+	// is in place.
 	s.ckpt.mu.Lock()
+	s.ckpt.mu.Unlock()
 	var once sync.Once
-	return func() { once.Do(s.ckpt.mu.Unlock) }
+	return func() { once.Do(func() { s.ckpt.held.Add(-1) }) }
 }

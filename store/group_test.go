@@ -402,3 +402,62 @@ func TestWALBoundedUnderSustainedWrites(t *testing.T) {
 	}
 	t.Logf("WAL at most %.1f MB while %.0f MB were written", float64(largest)/1e6, float64(written)/1e6)
 }
+
+// HoldCheckpoints keeps the database file unchanged while writes go on
+// (they stay in the WAL); Close works with a hold in place, and after
+// resume the background copies again.
+func TestHoldCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupTable(t, s)
+	ctx := context.Background()
+	write := func(n int) {
+		for i := 0; i < n; i++ {
+			if err := s.InTx(ctx, func(tx *Tx) error {
+				_, err := tx.q.ExecContext(ctx, `INSERT INTO gtest (k, v) VALUES (?, ?)`, fmt.Sprint(time.Now().UnixNano()), make([]byte, 4000))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	time.Sleep(3 * checkpointEvery) // the table's creation checkpointed
+	resume := s.HoldCheckpoints()
+	before := size()
+	write(100) // 100 write transactions: the checkpointer would run
+	time.Sleep(1500 * time.Millisecond)
+	if got := size(); got != before {
+		t.Fatalf("the database file changed from %d to %d bytes during a hold", before, got)
+	}
+	resume()
+	write(40)
+	deadline := time.Now().Add(3 * time.Second)
+	for size() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after the hold ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A second hold, never resumed, must not stop Close.
+	_ = s.HoldCheckpoints()
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung while checkpoints were held")
+	}
+}
