@@ -1,9 +1,7 @@
 package hooks
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,34 +11,12 @@ import (
 	"latchkey/store/pgtest"
 )
 
-// pgDatabase starts a throwaway PostgreSQL cluster for the test and
-// returns a fresh database's URL, or skips without PostgreSQL (a failure
-// with LATCHKEY_PG=1).
-func pgDatabase(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrUnavailable) && !pgtest.Required() {
-		t.Skip("SKIPPING PostgreSQL: no binaries; set LATCHKEY_PG=1 to make this a failure")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	url, err := c.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
-}
-
 // Two instances on one PostgreSQL database: a user created on A (whose
 // worker is not running) reaches the webhook through B's worker within
 // 2 s, though B otherwise looks for due deliveries once a minute: A's
 // commit wakes B through LISTEN/NOTIFY.
 func TestPostgresDeliveryWakesOtherInstance(t *testing.T) {
-	url := pgDatabase(t)
+	url := pgtest.Database(t)
 	var mu sync.Mutex
 	var got []string
 	arrived := make(chan struct{}, 10)

@@ -2,35 +2,12 @@ package mail_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"latchkey/mail"
 	"latchkey/store/pgtest"
 )
-
-// pgDatabase starts a throwaway PostgreSQL cluster for the test and
-// returns a fresh database's URL, or skips without PostgreSQL (a failure
-// with LATCHKEY_PG=1).
-func pgDatabase(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrUnavailable) && !pgtest.Required() {
-		t.Skip("SKIPPING PostgreSQL: no binaries; set LATCHKEY_PG=1 to make this a failure")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	url, err := c.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
-}
 
 // waitMail waits up to d for box to hold n messages.
 func waitMail(box *mail.DevMailbox, n int, d time.Duration) bool {
@@ -48,7 +25,7 @@ func waitMail(box *mail.DevMailbox, n int, d time.Duration) bool {
 // minute: a password email queued through A (whose worker is not running)
 // is sent by B within 2 s, woken by A's commit through LISTEN/NOTIFY.
 func TestPostgresOutboxWakesOtherInstance(t *testing.T) {
-	url := pgDatabase(t)
+	url := pgtest.Database(t)
 	slowPoll := func(c *mail.Config) { c.PollInterval = time.Minute }
 	boxA, boxB := mail.NewDevMailbox(10), mail.NewDevMailbox(10)
 	a := newEnv(t, url, boxA, slowPoll)
@@ -78,7 +55,7 @@ func TestPostgresOutboxWakesOtherInstance(t *testing.T) {
 // "Retry all" pressed on A releases messages waiting out a backoff, and
 // B's worker (polling once a minute) sends them within 2 s.
 func TestPostgresRetryAllWakesOtherInstance(t *testing.T) {
-	url := pgDatabase(t)
+	url := pgtest.Database(t)
 	slowPoll := func(c *mail.Config) { c.PollInterval = time.Minute }
 	boxA, boxB := mail.NewDevMailbox(10), mail.NewDevMailbox(10)
 	a := newEnv(t, url, boxA, slowPoll)
