@@ -53,12 +53,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"latchkey/account"
+	"latchkey/internal/benchproc"
 	"latchkey/internal/procstat"
 	"latchkey/store"
 	"latchkey/store/pgtest"
@@ -330,33 +330,15 @@ func startServer(bin, dbPath, logPath, secretKey string) (*server, error) {
 		return nil, err
 	}
 	s := &server{cmd: cmd, base: "http://" + addr, logPath: logPath, logFile: lf}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(s.base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("the server did not start: %v (log: %s)", err, logPath)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := benchproc.WaitHealthy(s.base, 30*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("the server did not start: %v (log: %s)", err, logPath)
 	}
+	return s, nil
 }
 
 func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
+	benchproc.Stop(s.cmd)
 	s.logFile.Close()
 }
 
