@@ -2,41 +2,17 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"latchkey/account"
 	"latchkey/store"
 	"latchkey/store/pgtest"
 )
-
-// rateLimitPGURL starts a throwaway PostgreSQL cluster for one test and
-// returns the URL of an empty database in it; it skips without PostgreSQL
-// binaries unless LATCHKEY_PG=1.
-func rateLimitPGURL(t testing.TB) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrUnavailable) && !pgtest.Required() {
-		t.Skip("SKIPPING PostgreSQL: no binaries; set LATCHKEY_PG=1 to make this a failure")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	url, err := c.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return url
-}
 
 // Two instances (two routers, each with its own limiters) on one
 // PostgreSQL database share the sign-in limits: wrong passwords for one
@@ -44,7 +20,7 @@ func rateLimitPGURL(t testing.TB) string {
 // per-account limit is 10 a minute), not the 21st; and failed Admin API authentications from
 // one address are refused on both instances once the limit is reached.
 func TestPostgresSharedSignInLimits(t *testing.T) {
-	url := rateLimitPGURL(t)
+	url := pgtest.Database(t)
 	a := startTestAppAt(t, true, url, 0)
 	b := startTestAppAt(t, false, url, 0)
 	if !a.store.SharesRateLimits() {
@@ -157,7 +133,7 @@ func BenchmarkSignInLimits(b *testing.B) {
 	}
 	b.Run("memory", func(b *testing.B) { run(b, &Server{}) })
 	b.Run("postgres", func(b *testing.B) {
-		url := rateLimitPGURL(b)
+		url := pgtest.Database(b)
 		st, err := store.Open(context.Background(), url)
 		if err != nil {
 			b.Fatal(err)
@@ -170,7 +146,7 @@ func BenchmarkSignInLimits(b *testing.B) {
 // When the database does not answer, a shared limiter still limits: it
 // counts in the instance's memory.
 func TestSharedLimiterFallsBackToMemory(t *testing.T) {
-	st, err := store.Open(context.Background(), rateLimitPGURL(t))
+	st, err := store.Open(context.Background(), pgtest.Database(t))
 	if err != nil {
 		t.Fatal(err)
 	}
