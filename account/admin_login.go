@@ -68,13 +68,26 @@ func (s *Service) AdminSignIn(ctx context.Context, actor Actor, email, password 
 	}
 	ctx = context.WithoutCancel(ctx)
 	if !s.hasher.Verify(a.PasswordHash, password) {
+		now := s.Now()
 		var until *time.Time
-		err := s.store.InTx(ctx, func(tx *store.Tx) error {
-			var err error
-			until, err = tx.FailAdminAttempt(ctx, a.ID, AdminLockoutThreshold, s.Now(), AdminLockBase, AdminLockMax)
-			return err
-		})
-		if err != nil {
+		fail := func(ctx context.Context) error {
+			return s.store.InTx(ctx, func(tx *store.Tx) error {
+				var err error
+				until, err = tx.FailAdminAttempt(ctx, a.ID, AdminLockoutThreshold, now, AdminLockBase, AdminLockMax)
+				return err
+			})
+		}
+		if err := fail(ctx); err != nil {
+			// Retried with its event once the request has answered.
+			s.settleLater("admin failure", a.ID, err, func(ctx context.Context) error {
+				if err := fail(ctx); err != nil {
+					return err
+				}
+				if err := s.adminSigninFailed(ctx, actor, a, a.Email, "wrong_password", until, nil); err != nil {
+					s.log.Error("record admin.signin.failed", "admin_id", a.ID, "err", err)
+				}
+				return nil
+			})
 			return nil, err
 		}
 		if until != nil {
@@ -82,7 +95,9 @@ func (s *Service) AdminSignIn(ctx context.Context, actor Actor, email, password 
 		}
 		return nil, s.adminSigninFailed(ctx, actor, a, a.Email, "wrong_password", until, ErrBadCredentials)
 	}
-	if err := s.store.ClearAdminFailures(ctx, a.ID); err != nil {
+	clear := func(ctx context.Context) error { return s.store.ClearAdminFailures(ctx, a.ID) }
+	if err := clear(ctx); err != nil {
+		s.settleLater("admin success", a.ID, err, clear)
 		return nil, err
 	}
 	s.rehash(a.PasswordHash, password, func(h string) error {

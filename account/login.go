@@ -134,25 +134,42 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		// count against the account until it lapses.
 		ctx = context.WithoutCancel(ctx)
 	}
+	reserved := policy.LockoutThreshold > 0
 	if !s.hasher.Verify(u.Password.Hash, in.Password) {
-		var until *time.Time
-		err := s.store.InTx(ctx, func(tx *store.Tx) error {
-			if policy.LockoutThreshold > 0 {
-				var err error
-				if until, err = tx.FailLoginAttempt(ctx, u.ID, policy.LockoutThreshold, s.Now(), policy.LockDuration(), LockMax); err != nil {
-					return err
+		now := s.Now()
+		fail := func(ctx context.Context) error {
+			var until *time.Time
+			err := s.store.InTx(ctx, func(tx *store.Tx) error {
+				if reserved {
+					var err error
+					if until, err = tx.FailLoginAttempt(ctx, u.ID, policy.LockoutThreshold, now, policy.LockDuration(), LockMax); err != nil {
+						return err
+					}
 				}
+				return s.events.Record(ctx, tx, actor, Event{Type: EventAuthPasswordFailed, UserID: u.ID,
+					Payload: map[string]any{"user": UserPayload(u)["user"]}})
+			})
+			if err == nil && until != nil {
+				s.log.Warn("user account locked", "user_id", u.ID, "until", until, "ip", actor.IP)
 			}
-			return s.events.Record(ctx, tx, actor, Event{Type: EventAuthPasswordFailed, UserID: u.ID,
-				Payload: map[string]any{"user": UserPayload(u)["user"]}})
-		})
-		if err != nil {
+			return err
+		}
+		if err := fail(ctx); err != nil {
+			if reserved {
+				s.settleLater("user failure", u.ID, err, fail)
+			}
 			return nil, err
 		}
-		if until != nil {
-			s.log.Warn("user account locked", "user_id", u.ID, "until", until, "ip", actor.IP)
-		}
 		return nil, ErrBadCredentials
+	}
+	// The right password settles the reservation by forgetting the
+	// failures; when the write that does it fails, it is retried alone.
+	clearLater := func(err error) {
+		if reserved {
+			s.settleLater("user success", u.ID, err, func(ctx context.Context) error {
+				return s.store.ClearLoginFailures(ctx, u.ID)
+			})
+		}
 	}
 
 	// The password is right: whatever follows, the failures are forgotten,
@@ -163,12 +180,14 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 	now := s.Now()
 	if u.IsDisabled {
 		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
+			clearLater(err)
 			return nil, err
 		}
 		return nil, &Error{Name: "Forbidden", Reason: ReasonUserDisabled, Message: "Your account is disabled. Contact your administrator."}
 	}
 	if s.TemporaryPasswordLapsed(u, now) {
 		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
+			clearLater(err)
 			return nil, err
 		}
 		return nil, &Error{Name: "Forbidden", Reason: ReasonTemporaryPasswordExpired,
@@ -194,6 +213,7 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		return s.authenticated(ctx, tx, actor, u, now)
 	})
 	if err != nil {
+		clearLater(err)
 		return nil, err
 	}
 	return res, nil
