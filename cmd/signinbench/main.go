@@ -15,9 +15,11 @@
 //     to all of its Retry-After and tries again, as a person would.
 //
 // For each load phase it prints sign-ins/s ÷ the raw rate of the raw
-// phases around it, p50 and p99 of accepted sign-ins, CPU busy (the whole
-// machine, the server, and this client), and the count and latency of
-// 503 refusals, with the load average: the machine may be shared.
+// phases around it (the rate of a steady-state window, see load; the
+// whole phase's rate beside it), p50 and p99 of accepted sign-ins, CPU
+// busy (the whole machine, the server, and this client), and the count
+// and latency of 503 refusals, with the load average: the machine may be
+// shared.
 //
 // On PostgreSQL (-pg: a throwaway cluster on this machine, started here
 // through store/pgtest; or -db postgres://... for one of your own) it can
@@ -30,6 +32,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -41,7 +44,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -409,7 +411,9 @@ func raw(hash []byte, d time.Duration) float64 {
 
 type phaseResult struct {
 	clients     int
-	dur         time.Duration
+	dur         time.Duration // the measured window
+	phase       time.Duration // the whole phase, ramp-up and ramp-down included
+	allOK       int           // sign-ins in the whole phase
 	ok          []time.Duration
 	refused     []time.Duration
 	errs        map[string]int
@@ -425,18 +429,47 @@ type phaseResult struct {
 var csrfRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 
 // load runs n clients signing in for d, each sign-in on the next instance.
+//
+// It measures a steady state: the sign-ins that END inside a window that
+// starts after a warm-up (min(2 s, d/5): the clients' first requests all
+// arrive at once and none has finished yet) and ends at d, over the
+// window's length, with the CPU counters read at the window's two ends.
+// The sign-ins still in flight at d, and the clients sleeping out a
+// Retry-After then, are a ramp-down the window leaves out, as it leaves
+// out the ramp-up: both are times when the machine has less to do than
+// the load asks, and counting them charged the server with a few percent
+// of idle CPU that was the generator's.
 func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResult {
 	res := phaseResult{clients: n, errs: map[string]int{}}
 	var mu sync.Mutex
-	busy0, total0 := procstat.Machine()
-	srv0 := make([]time.Duration, len(srvs.all))
-	for i, s := range srvs.all {
-		srv0[i] = s.cpuTime()
-	}
-	pg0 := postgresCPU(srvs.pgPid)
-	self0 := procstat.Self()
 	start := time.Now()
 	stop := start.Add(d)
+	ws := start.Add(min(2*time.Second, d/5))
+	stopped := make(chan struct{})
+	// The counters at the window's ends, read on time by a timer rather
+	// than after the clients return.
+	type counters struct {
+		at          time.Time
+		busy, total int64
+		srv         []time.Duration
+		pg, self    time.Duration
+	}
+	read := func() counters {
+		c := counters{at: time.Now(), pg: postgresCPU(srvs.pgPid), self: procstat.Self()}
+		c.busy, c.total = procstat.Machine()
+		for _, s := range srvs.all {
+			c.srv = append(c.srv, s.cpuTime())
+		}
+		return c
+	}
+	ends := make(chan counters, 2)
+	go func() {
+		time.Sleep(time.Until(ws))
+		ends <- read()
+		time.Sleep(time.Until(stop))
+		close(stopped)
+		ends <- read()
+	}()
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for c := 0; c < n; c++ {
@@ -448,8 +481,14 @@ func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResul
 				ip := src[int(i)%len(src)]
 				user := fmt.Sprintf("bench%d@example.com", rand.IntN(users))
 				took, refusedFor, err := signIn(srvs.pick().base, ip, user)
+				end := time.Now()
+				in := !end.Before(ws) && !end.After(stop)
 				mu.Lock()
+				if err == nil && refusedFor == 0 {
+					res.allOK++
+				}
 				switch {
+				case !in:
 				case err != nil:
 					res.errs[err.Error()]++
 				case refusedFor > 0:
@@ -458,30 +497,39 @@ func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResul
 					res.ok = append(res.ok, took)
 				}
 				mu.Unlock()
+				var wait time.Duration
 				if refusedFor > 0 {
 					// A person told "try again in N seconds" comes back
 					// after about that long: here after half to all of it,
 					// to keep the pressure on.
-					time.Sleep(refusedFor/2 + rand.N(refusedFor/2))
+					wait = refusedFor/2 + rand.N(refusedFor/2)
 				} else if err != nil {
-					time.Sleep(100 * time.Millisecond)
+					wait = 100 * time.Millisecond
+				}
+				if wait > 0 {
+					select {
+					case <-time.After(wait):
+					case <-stopped:
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	res.dur = time.Since(start)
-	busy1, total1 := procstat.Machine()
-	if total1 > total0 {
-		res.machineBusy = float64(busy1-busy0) / float64(total1-total0) * float64(runtime.NumCPU())
+	w0, w1 := <-ends, <-ends
+	res.dur = w1.at.Sub(w0.at)
+	res.phase = time.Since(start)
+	secs := res.dur.Seconds()
+	if w1.total > w0.total {
+		res.machineBusy = float64(w1.busy-w0.busy) / float64(w1.total-w0.total) * float64(runtime.NumCPU())
 	}
-	for i, s := range srvs.all {
-		c := (s.cpuTime() - srv0[i]).Seconds() / res.dur.Seconds()
+	for i := range srvs.all {
+		c := (w1.srv[i] - w0.srv[i]).Seconds() / secs
 		res.instanceCPU = append(res.instanceCPU, c)
 		res.serverCPU += c
 	}
-	res.pgCPU = (postgresCPU(srvs.pgPid) - pg0).Seconds() / res.dur.Seconds()
-	res.clientCPU = (procstat.Self() - self0).Seconds() / res.dur.Seconds()
+	res.pgCPU = (w1.pg - w0.pg).Seconds() / secs
+	res.clientCPU = (w1.self - w0.self).Seconds() / secs
 	res.loadavg = procstat.Loadavg()
 	return res
 }
@@ -523,35 +571,53 @@ func warmUsers(srvs *servers, src []net.IP, users int) error {
 }
 
 // signIn does what a browser does, on a new connection from ip with a
-// new cookie jar. It returns the whole sign-in's time (GET and POST), or
-// for a 503 the POST's time and the Retry-After.
+// new cookie jar: GET /login, then POST the form with the page's CSRF
+// token and the cookies the GET set, on the same connection (as a
+// browser keeps it), expecting 303. It returns the whole sign-in's time
+// (GET and POST), or for a 503 the POST's time and the Retry-After.
+//
+// It speaks HTTP/1.1 on the connection itself (net/http parses the
+// responses) rather than through an http.Client: a Transport and a
+// cookie jar per sign-in cost this process about a millisecond of CPU
+// each, 2-3% of a 2-core machine that the server under test shares,
+// where what goes over the wire is the same.
 func signIn(base string, ip net.IP, user string) (time.Duration, time.Duration, error) {
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
-	// One connection for the sign-in's GET and POST, as a browser keeps
-	// it; a new one for the next sign-in.
-	tr := &http.Transport{DialContext: dialer.DialContext, MaxConnsPerHost: 1}
-	defer tr.CloseIdleConnections()
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	host := strings.TrimPrefix(base, "http://")
+	dialer := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
 	start := time.Now()
-	res, err := client.Get(base + "/login")
+	conn, err := dialer.Dial("tcp", host)
 	if err != nil {
 		return 0, 0, fmt.Errorf("GET /login: %w", unwrapNet(err))
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	defer conn.Close()
+	_ = conn.SetDeadline(start.Add(30 * time.Second))
+	br := bufio.NewReaderSize(conn, 8192)
+	get, err := http.NewRequest(http.MethodGet, base+"/login", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	res, body, err := roundTrip(conn, br, get)
+	if err != nil {
+		return 0, 0, fmt.Errorf("GET /login: %w", unwrapNet(err))
+	}
 	m := csrfRE.FindSubmatch(body)
 	if res.StatusCode != http.StatusOK || m == nil {
 		return 0, 0, fmt.Errorf("GET /login: %d", res.StatusCode)
 	}
 	postStart := time.Now()
-	res, err = client.PostForm(base+"/login", url.Values{"_csrf": {string(m[1])}, "login_id": {user}, "password": {password}})
+	form := url.Values{"_csrf": {string(m[1])}, "login_id": {user}, "password": {password}}.Encode()
+	post, err := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form))
+	if err != nil {
+		return 0, 0, err
+	}
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range res.Cookies() {
+		post.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	res, _, err = roundTrip(conn, br, post)
 	if err != nil {
 		return 0, 0, fmt.Errorf("POST /login: %w", unwrapNet(err))
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
 	switch res.StatusCode {
 	case http.StatusSeeOther:
 		return time.Since(start), 0, nil
@@ -563,6 +629,23 @@ func signIn(base string, ip net.IP, user string) (time.Duration, time.Duration, 
 		return time.Since(postStart), time.Duration(ra) * time.Second, nil
 	}
 	return 0, 0, fmt.Errorf("POST /login: %d", res.StatusCode)
+}
+
+// roundTrip writes req on conn and reads its response and whole body.
+// Like http.Client (and a browser) it offers gzip, which the server does
+// not use.
+func roundTrip(conn net.Conn, br *bufio.Reader, req *http.Request) (*http.Response, []byte, error) {
+	req.Header.Set("Accept-Encoding", "gzip")
+	if err := req.Write(conn); err != nil {
+		return nil, nil, err
+	}
+	res, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, body, err
 }
 
 func unwrapNet(err error) error {
@@ -586,8 +669,9 @@ func pct(ds []time.Duration, p float64) time.Duration {
 func (r phaseResult) rate() float64 { return float64(len(r.ok)) / r.dur.Seconds() }
 
 func (r phaseResult) print() {
-	fmt.Printf("load %d clients: %d sign-ins in %v = %.1f/s, ratio %.2f, p50 %v, p99 %v, CPU busy %.2f cores (server %.2f, client %.2f), 503s %d (p50 %v, p99 %v), load average %s\n",
-		r.clients, len(r.ok), r.dur.Round(time.Millisecond), r.rate(), r.rate()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
+	fmt.Printf("load %d clients (phase %v): %d sign-ins ended in the %v window = %.1f/s, ratio %.2f (whole phase %.1f/s, ratio %.2f), p50 %v, p99 %v, CPU busy %.2f cores (server %.2f, client %.2f), 503s %d (p50 %v, p99 %v), load average %s\n",
+		r.clients, r.phase.Round(time.Millisecond), len(r.ok), r.dur.Round(time.Millisecond), r.rate(), r.rate()/r.raw,
+		float64(r.allOK)/r.phase.Seconds(), float64(r.allOK)/r.phase.Seconds()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
 		r.machineBusy, r.serverCPU, r.clientCPU, len(r.refused), ms(pct(r.refused, .5)), ms(pct(r.refused, .99)), r.loadavg)
 	for e, n := range r.errs {
 		fmt.Printf("  error x%d: %s\n", n, e)
