@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -256,6 +257,9 @@ func bench(counts []int, users int, loadFor, rawFor time.Duration, rounds, addrs
 	fmt.Println()
 	for _, r := range results {
 		r.verdict()
+	}
+	if rounds > 1 {
+		pooled(results, counts)
 	}
 	for _, s := range srvs.all {
 		if n := s.errors(); n > 0 {
@@ -734,3 +738,34 @@ func (r phaseResult) verdict() {
 }
 
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// pooled prints, for each client count, the rounds taken together: all
+// their windows' sign-ins over all their windows' time, divided by the
+// mean of their raw rates, with the rounds' spread. The raw rate of a
+// shared VM drifts by several percent between phases a minute apart, so
+// one round's ratio carries that noise; the pooled one less of it.
+func pooled(results []phaseResult, counts []int) {
+	fmt.Println()
+	for _, n := range counts {
+		var ok int
+		var secs, raw float64
+		lo, hi := math.Inf(1), math.Inf(-1)
+		k := 0
+		for _, r := range results {
+			if r.clients != n {
+				continue
+			}
+			ok += len(r.ok)
+			secs += r.dur.Seconds()
+			raw += r.raw
+			ratio := r.rate() / r.raw
+			lo, hi = min(lo, ratio), max(hi, ratio)
+			k++
+		}
+		if k == 0 || secs == 0 {
+			continue
+		}
+		rate := float64(ok) / secs
+		fmt.Printf("%d clients, %d rounds pooled: %.1f sign-ins/s ÷ %.1f raw = ratio %.3f (rounds %.2f-%.2f)\n", n, k, rate, raw/float64(k), rate/(raw/float64(k)), lo, hi)
+	}
+}
