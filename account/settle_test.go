@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // flakyEvents fails Record for its event type the first fails times,
@@ -107,34 +107,6 @@ func TestFailedSettlementIsRetried(t *testing.T) {
 	}
 }
 
-// holdLock takes SQLite's write lock on path from another connection, as
-// another process would; the returned func releases it.
-func holdLock(t *testing.T, path string) func() {
-	t.Helper()
-	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := other.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.Exec(`INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	release := func() {
-		once.Do(func() {
-			if err := lock.Rollback(); err != nil {
-				t.Error(err)
-			}
-			other.Close()
-		})
-	}
-	t.Cleanup(release)
-	return release
-}
-
 // TestSettlementSurvivesALockedDatabase: another process takes the
 // database's write lock while a wrong password is being checked (the
 // attempt already reserved), past the write budget. The sign-in answers
@@ -193,7 +165,7 @@ func TestSettlementSurvivesALockedDatabase(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- signIn() }()
 			waitUntil(t, "the attempt to be reserved", func() bool { return pending() == 1 })
-			release := holdLock(t, path)
+			release := testdb.HoldSQLiteWriteLock(t, path)
 			var err error
 			select {
 			case err = <-done:

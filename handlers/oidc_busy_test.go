@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,36 +12,14 @@ import (
 
 	"latchkey/oidc"
 	"latchkey/store"
+	"latchkey/store/testdb"
 )
 
 // holdWriteLock takes SQLite's write lock on the file at path from another
 // connection, as another process would; the returned func releases it.
 func holdWriteLock(t *testing.T, path string) func() {
 	t.Helper()
-	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := other.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.Exec(`INSERT INTO settings (key, value) VALUES ('lock-holder', x'00')`); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if released {
-			return
-		}
-		released = true
-		if err := lock.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-		other.Close()
-	}
-	t.Cleanup(release)
-	return release
+	return testdb.HoldSQLiteWriteLock(t, path)
 }
 
 // oauthPost posts form to an OAuth endpoint as the confidential app and
