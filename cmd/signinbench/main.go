@@ -492,9 +492,10 @@ func load(srvs *servers, src []net.IP, users, n int, d time.Duration) phaseResul
 					res.allOK++
 				}
 				switch {
-				case !in:
 				case err != nil:
+					// Errors count wherever they fall: none is expected.
 					res.errs[err.Error()]++
+				case !in:
 				case refusedFor > 0:
 					res.refused = append(res.refused, took)
 				default:
