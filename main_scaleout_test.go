@@ -209,34 +209,44 @@ func TestPostgresMultiInstance(t *testing.T) {
 	// count like the others (mass500, mass501, ...).
 	var extra atomic.Int64
 	started, lastExtra := time.Now(), time.Now()
+	// extraUser creates the next extra user through A, once the burst is
+	// in and at most every 2 s; in the background unless wait.
+	extraUser := func(wait bool) {
+		if next.Load() < users || time.Since(lastExtra) <= 2*time.Second {
+			return
+		}
+		lastExtra = time.Now()
+		email := fmt.Sprintf("mass%03d@example.com", users+int(extra.Add(1))-1)
+		create := func() {
+			if err := apiCreateUser(a.base, token, email, `""`, true); err != nil {
+				t.Errorf("extra user %s through A: %v", email, err)
+			}
+		}
+		if wait {
+			create()
+		} else {
+			go create()
+		}
+	}
 	waitFor(t, 2*time.Minute, "A delivering email and webhooks", func() bool {
 		if time.Since(started) > 110*time.Second {
 			t.Logf("A so far: %d emails, %d webhook requests", smtpA.accepted.Load(), recv.fromPID(a.cmd.Process.Pid))
 		}
-		if recv.fromPID(a.cmd.Process.Pid) == 0 && next.Load() >= users && time.Since(lastExtra) > 2*time.Second {
-			lastExtra = time.Now()
-			email := fmt.Sprintf("mass%03d@example.com", users+int(extra.Add(1))-1)
-			if err := apiCreateUser(a.base, token, email, `""`, true); err != nil {
-				t.Errorf("extra user %s through A: %v", email, err)
-			}
+		if recv.fromPID(a.cmd.Process.Pid) == 0 {
+			extraUser(true)
 		}
 		return smtpA.accepted.Load() >= 20 && recv.fromPID(a.cmd.Process.Pid) >= 1
 	})
 	smtpA.frozen.Store(true)
 	recv.freeze(a.cmd.Process.Pid)
 	// Likewise, when the burst is over A may have no email left to
-	// send: one more user through A every 2 s gives it one.
+	// send: one more user through A every 2 s gives it one (in the
+	// background: A's SMTP is frozen now, the create answers, its email
+	// waits).
 	lastExtra = time.Now()
 	waitFor(t, time.Minute, "A stuck on held SMTP DATA", func() bool {
-		if smtpA.held.Load() == 0 && next.Load() >= users && time.Since(lastExtra) > 2*time.Second {
-			lastExtra = time.Now()
-			email := fmt.Sprintf("mass%03d@example.com", users+int(extra.Add(1))-1)
-			go func() {
-				// A's SMTP is frozen now: the create answers, its email waits.
-				if err := apiCreateUser(a.base, token, email, `""`, true); err != nil {
-					t.Errorf("extra user %s through A: %v", email, err)
-				}
-			}()
+		if smtpA.held.Load() == 0 {
+			extraUser(false)
 		}
 		return smtpA.held.Load() >= 1
 	})

@@ -96,8 +96,7 @@ func (s *Service) AdminSignIn(ctx context.Context, actor Actor, email, password 
 		return nil, s.adminSigninFailed(ctx, actor, a, a.Email, "wrong_password", until, ErrBadCredentials)
 	}
 	clear := func(ctx context.Context) error { return s.store.ClearAdminFailures(ctx, a.ID) }
-	if err := clear(ctx); err != nil {
-		s.settleLater("admin success", a.ID, err, clear)
+	if err := s.settle(ctx, "admin success", a.ID, clear); err != nil {
 		return nil, err
 	}
 	s.rehash(a.PasswordHash, password, func(h string) error {

@@ -135,6 +135,14 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		ctx = context.WithoutCancel(ctx)
 	}
 	reserved := policy.LockoutThreshold > 0
+	// settle runs a settlement of the reserved attempt (retried in the
+	// background when it fails); without a reservation, just fn.
+	settle := func(what string, fn func(ctx context.Context) error) error {
+		if !reserved {
+			return fn(ctx)
+		}
+		return s.settle(ctx, what, u.ID, fn)
+	}
 	if !s.hasher.Verify(u.Password.Hash, in.Password) {
 		now := s.Now()
 		fail := func(ctx context.Context) error {
@@ -154,40 +162,28 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 			}
 			return err
 		}
-		if err := fail(ctx); err != nil {
-			if reserved {
-				s.settleLater("user failure", u.ID, err, fail)
-			}
+		if err := settle("user failure", fail); err != nil {
 			return nil, err
 		}
 		return nil, ErrBadCredentials
 	}
-	// The right password settles the reservation by forgetting the
-	// failures; when the write that does it fails, it is retried alone.
-	clearLater := func(err error) {
-		if reserved {
-			s.settleLater("user success", u.ID, err, func(ctx context.Context) error {
-				return s.store.ClearLoginFailures(ctx, u.ID)
-			})
-		}
-	}
-
-	// The password is right: whatever follows, the failures are forgotten,
-	// and a hash in an old format or at another cost is brought up to date.
+	// The password is right: whatever follows, the failures are forgotten
+	// (clear settles the reservation; when the write that does it fails,
+	// it is retried alone), and a hash in an old format or at another cost
+	// is brought up to date.
+	clear := func(ctx context.Context) error { return s.store.ClearLoginFailures(ctx, u.ID) }
 	s.rehash(u.Password.Hash, in.Password, func(h string) error {
 		return s.store.RehashPassword(ctx, u.ID, u.Password.Hash, h)
 	})
 	now := s.Now()
 	if u.IsDisabled {
-		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
-			clearLater(err)
+		if err := settle("user success", clear); err != nil {
 			return nil, err
 		}
 		return nil, &Error{Name: "Forbidden", Reason: ReasonUserDisabled, Message: "Your account is disabled. Contact your administrator."}
 	}
 	if s.TemporaryPasswordLapsed(u, now) {
-		if err := s.store.ClearLoginFailures(ctx, u.ID); err != nil {
-			clearLater(err)
+		if err := settle("user success", clear); err != nil {
 			return nil, err
 		}
 		return nil, &Error{Name: "Forbidden", Reason: ReasonTemporaryPasswordExpired,
@@ -213,7 +209,9 @@ func (s *Service) Login(ctx context.Context, actor Actor, in LoginInput) (*Login
 		return s.authenticated(ctx, tx, actor, u, now)
 	})
 	if err != nil {
-		clearLater(err)
+		if reserved {
+			s.settleLater("user success", u.ID, err, clear)
+		}
 		return nil, err
 	}
 	return res, nil

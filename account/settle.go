@@ -27,6 +27,16 @@ const (
 	settleRetryMax   = 2 * time.Second
 )
 
+// settle runs fn, a reserved attempt's settlement, and when it fails
+// retries it in the background (settleLater); it returns fn's error.
+func (s *Service) settle(ctx context.Context, what, id string, fn func(ctx context.Context) error) error {
+	err := fn(ctx)
+	if err != nil {
+		s.settleLater(what, id, err, fn)
+	}
+	return err
+}
+
 // settleLater retries settle (what names it in the log) in the background
 // after it failed with err.
 func (s *Service) settleLater(what, id string, err error, settle func(ctx context.Context) error) {

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -70,8 +69,6 @@ type Store struct {
 	// pool for reads and writes, rdb is nil and wsem unused.
 	pg bool
 	n  *notifier // Listen and Notify (notify.go)
-	// closed is set by Close: work retried in the background stops.
-	closed atomic.Bool
 }
 
 // Options tune Open; the zero value gives the defaults.
@@ -213,7 +210,6 @@ func cloneValues(v url.Values) url.Values {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.closed.Store(true)
 	s.closeGroup()
 	if s.ckpt != nil {
 		_ = s.ckpt.close()
@@ -231,8 +227,14 @@ func (s *Store) Close() error {
 	return rerr
 }
 
-// Closed reports whether Close has been called: a retry loop stops then.
-func (s *Store) Closed() bool { return s.closed.Load() }
+// Closed reports whether Close has been called (closeGroup marks the
+// group queue closed on either database): a retry loop stops then.
+func (s *Store) Closed() bool {
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
 
 // ReadDB is the read-only pool, for metrics on its connections.
 func (s *Store) ReadDB() *sql.DB {

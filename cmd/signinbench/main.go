@@ -673,10 +673,16 @@ func pct(ds []time.Duration, p float64) time.Duration {
 
 func (r phaseResult) rate() float64 { return float64(len(r.ok)) / r.dur.Seconds() }
 
+// ratio is the window's rate over the raw rate.
+func (r phaseResult) ratio() float64 { return r.rate() / r.raw }
+
+// wholeRate is the whole phase's rate, ramp-up and ramp-down included.
+func (r phaseResult) wholeRate() float64 { return float64(r.allOK) / r.phase.Seconds() }
+
 func (r phaseResult) print() {
 	fmt.Printf("load %d clients (phase %v): %d sign-ins ended in the %v window = %.1f/s, ratio %.2f (whole phase %.1f/s, ratio %.2f), p50 %v, p99 %v, CPU busy %.2f cores (server %.2f, client %.2f), 503s %d (p50 %v, p99 %v), load average %s\n",
-		r.clients, r.phase.Round(time.Millisecond), len(r.ok), r.dur.Round(time.Millisecond), r.rate(), r.rate()/r.raw,
-		float64(r.allOK)/r.phase.Seconds(), float64(r.allOK)/r.phase.Seconds()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
+		r.clients, r.phase.Round(time.Millisecond), len(r.ok), r.dur.Round(time.Millisecond), r.rate(), r.ratio(),
+		r.wholeRate(), r.wholeRate()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
 		r.machineBusy, r.serverCPU, r.clientCPU, len(r.refused), ms(pct(r.refused, .5)), ms(pct(r.refused, .99)), r.loadavg)
 	for e, n := range r.errs {
 		fmt.Printf("  error x%d: %s\n", n, e)
@@ -689,7 +695,7 @@ func (r phaseResult) row() string {
 		refused = fmt.Sprintf("%v / %v / %v", ms(pct(r.refused, .5)), ms(pct(r.refused, .99)), ms(pct(r.refused, 1)))
 	}
 	return fmt.Sprintf("| %d | %.1f | %.1f | %.2f | %v | %v | %.2f / %.2f / %.2f | %d | %s | %s |",
-		r.clients, r.rate(), r.raw, r.rate()/r.raw, ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
+		r.clients, r.rate(), r.raw, r.ratio(), ms(pct(r.ok, .5)), ms(pct(r.ok, .99)),
 		r.machineBusy, r.serverCPU, r.clientCPU, len(r.refused), refused, r.loadavg)
 }
 
@@ -724,7 +730,7 @@ func (r phaseResult) verdict() {
 		}
 		return "NOT met"
 	}
-	ratio := r.rate() / r.raw
+	ratio := r.ratio()
 	p50, p99 := pct(r.ok, .5), pct(r.ok, .99)
 	if r.clients <= 8 {
 		fmt.Printf("%d clients: ratio %.2f >= 0.95: %s; p99 %v <= 2 x p50 %v: %s\n", r.clients, ratio, check(ratio >= 0.95), ms(p99), ms(p50), check(p99 <= 2*p50))
@@ -759,8 +765,7 @@ func pooled(results []phaseResult, counts []int) {
 			ok += len(r.ok)
 			secs += r.dur.Seconds()
 			raw += r.raw
-			ratio := r.rate() / r.raw
-			lo, hi = min(lo, ratio), max(hi, ratio)
+			lo, hi = min(lo, r.ratio()), max(hi, r.ratio())
 			k++
 		}
 		if k == 0 || secs == 0 {
