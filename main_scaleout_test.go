@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -90,19 +89,9 @@ func TestPostgresMultiInstance(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cluster, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrUnavailable) && !pgtest.Required() {
-		t.Skip("SKIPPING: no PostgreSQL binaries; set LATCHKEY_PG=1 to make this a failure")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Closed last: after the instances' cleanups have stopped them.
-	t.Cleanup(func() { cluster.Close() })
-	dbURL, err := cluster.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The cluster is closed last: after the instances' cleanups, which
+	// are registered later, have stopped them.
+	dbURL := pgtest.Database(t)
 	secretKey := strings.Repeat("multi-instance-secret-", 2)
 	bin := buildBinary(t)
 
